@@ -1,0 +1,49 @@
+# kubehtc — `make help` lists the targets. Logic lives in hack/.
+SHELL := /usr/bin/env bash
+GO    ?= go
+BIN   ?= bin
+# bench-scheduling size
+NODES ?= 1000
+PODS  ?= 10000
+
+.DEFAULT_GOAL := help
+.PHONY: help build test test-unit bench bench-scheduling demo up lint generate verify kubectl clean
+
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## Build the binaries into bin/.
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+test: ## Run all tests: unit, integration (on the embedded cluster), end-to-end (kubehtc up + kubectl).
+	hack/test.sh
+
+test-unit: ## Run unit tests only (no local cluster).
+	$(GO) test -short ./...
+
+bench: bench-scheduling ## Run the quick benchmarks.
+
+bench-scheduling: ## Pods/s of default-scheduler vs kubehtc profiles (NODES=1000 PODS=10000).
+	hack/bench.sh scheduling -nodes=$(NODES) -pods=$(PODS)
+
+demo: build ## Run the demo: a mixed site workload on the local cluster, then a summary.
+	$(BIN)/kubehtc demo
+
+up: build ## Run a local cluster until Ctrl-C (prints the kubeconfig to use).
+	$(BIN)/kubehtc up
+
+kubectl: ## Build kubectl (same Kubernetes version) into bin/.
+	$(GO) build -o $(BIN)/kubectl k8s.io/kubernetes/cmd/kubectl
+
+lint: ## gofmt and go vet.
+	hack/lint.sh
+
+generate: ## Regenerate generated files (go.mod replace block).
+	hack/gen-k8s-replaces.sh
+	$(GO) mod tidy
+
+verify: ## Regenerate, then fail if anything changed; check import boundaries.
+	hack/verify.sh
+
+clean: ## Remove build output.
+	rm -rf $(BIN)

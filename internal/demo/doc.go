@@ -1,0 +1,7 @@
+// Package demo is `kubehtc demo`: a mixed site workload on the local cluster (web Deployments, streams of
+// short batch Jobs from two experiments, a GPU job), a live progress line while it runs, and a summary table
+// when everything has drained.
+//
+// Each part of the workload is a Workload in Workloads; later capabilities (gangs, fair share, grid pilots)
+// add one there and the progress line and summary pick it up.
+package demo

@@ -1,0 +1,169 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubehtc/kubehtc/internal/localcluster"
+	"github.com/kubehtc/kubehtc/scheduler"
+)
+
+// ClassLabel is the workload-class label kubehtc's scheduler reads; the demo sets it explicitly.
+const ClassLabel = "kubehtc.io/class"
+
+// demoLabel marks every object the demo creates.
+const demoLabel = "demo.kubehtc.io/part"
+
+// Workload is one part of the demo's load.
+type Workload interface {
+	// Name is shown in the summary.
+	Name() string
+	// Namespaces the workload uses; the demo creates them first.
+	Namespaces() []string
+	// Submit creates the workload's objects. It may keep submitting (a stream) until it returns; Run calls
+	// it in its own goroutine.
+	Submit(ctx context.Context, cs kubernetes.Interface, scale Scale) error
+}
+
+// Scale shrinks or grows the demo; 1 is the default size.
+type Scale struct {
+	// Factor multiplies job counts and replica counts.
+	Factor float64
+	// Runtime multiplies pod runtimes.
+	Runtime float64
+}
+
+func (s Scale) n(base int) int {
+	v := int(float64(base)*s.Factor + 0.5)
+	return max(v, 1)
+}
+
+func (s Scale) d(base time.Duration) time.Duration {
+	return max(time.Duration(float64(base)*s.Runtime), 100*time.Millisecond)
+}
+
+// Workloads is the demo's load, in submission order.
+var Workloads = []Workload{webServices{}, batchStream{experiment: "atlas"}, batchStream{experiment: "cms"}, gpuTraining{}}
+
+// webServices are Deployments that run until deleted: they must stay spread and unharmed.
+type webServices struct{}
+
+func (webServices) Name() string         { return "web services" }
+func (webServices) Namespaces() []string { return []string{"web"} }
+func (webServices) Submit(ctx context.Context, cs kubernetes.Interface, s Scale) error {
+	for i, name := range []string{"indico", "gitlab", "cernbox"} {
+		replicas := int32(s.n(3 + i))
+		labels := map[string]string{"app": name, ClassLabel: "service", demoLabel: "web"}
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "web", Labels: map[string]string{demoLabel: "web"}},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: &replicas,
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec:       podSpec("web", "500m", "1Gi", 0),
+				},
+			},
+		}
+		if _, err := cs.AppsV1().Deployments("web").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("deployment %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// batchStream is one experiment submitting short multi-pod Jobs over a few seconds.
+type batchStream struct{ experiment string }
+
+func (b batchStream) Name() string         { return b.experiment + " batch" }
+func (b batchStream) Namespaces() []string { return []string{b.experiment} }
+func (b batchStream) Submit(ctx context.Context, cs kubernetes.Interface, s Scale) error {
+	jobs := s.n(8)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for i := range jobs {
+		completions := int32(s.n(10))
+		runtime := s.d(time.Duration(3+i%4) * time.Second)
+		spec := podSpec("payload", "1", "2Gi", 0)
+		spec.RestartPolicy = corev1.RestartPolicyNever
+		j := &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-reco-%02d", b.experiment, i), Namespace: b.experiment, Labels: map[string]string{demoLabel: "batch"}},
+			Spec: batchv1.JobSpec{
+				Completions:  &completions,
+				Parallelism:  ptr.To(min(completions, 5)),
+				BackoffLimit: ptr.To[int32](3),
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{
+						Labels:      map[string]string{ClassLabel: "batch", demoLabel: "batch"},
+						Annotations: map[string]string{localcluster.RuntimeAnnotation: runtime.String()},
+					},
+					Spec: spec,
+				},
+			},
+		}
+		if _, err := cs.BatchV1().Jobs(b.experiment).Create(ctx, j, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("job %s: %w", j.Name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// gpuTraining is one training Job on the GPU nodegroup.
+type gpuTraining struct{}
+
+func (gpuTraining) Name() string         { return "gpu training" }
+func (gpuTraining) Namespaces() []string { return []string{"ml"} }
+func (gpuTraining) Submit(ctx context.Context, cs kubernetes.Interface, s Scale) error {
+	spec := podSpec("trainer", "8", "64Gi", 4)
+	spec.RestartPolicy = corev1.RestartPolicyNever
+	j := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "train-resnet", Namespace: "ml", Labels: map[string]string{demoLabel: "gpu"}},
+		Spec: batchv1.JobSpec{
+			BackoffLimit: ptr.To[int32](0),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{
+					Labels:      map[string]string{ClassLabel: "gpu", demoLabel: "gpu"},
+					Annotations: map[string]string{localcluster.RuntimeAnnotation: s.d(10 * time.Second).String()},
+				},
+				Spec: spec,
+			},
+		},
+	}
+	if _, err := cs.BatchV1().Jobs("ml").Create(ctx, j, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("job %s: %w", j.Name, err)
+	}
+	return nil
+}
+
+// podSpec is a one-container pod for the kubehtc profile with the given requests (and GPUs as limits).
+func podSpec(name, cpu, memory string, gpus int64) corev1.PodSpec {
+	req := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(memory)}
+	var lim corev1.ResourceList
+	if gpus > 0 {
+		lim = corev1.ResourceList{localcluster.GPUResource: *resource.NewQuantity(gpus, resource.DecimalSI)}
+		req[localcluster.GPUResource] = *resource.NewQuantity(gpus, resource.DecimalSI)
+	}
+	return corev1.PodSpec{
+		SchedulerName: scheduler.ProfileName,
+		Containers: []corev1.Container{{
+			Name:      name,
+			Image:     "registry.cern.ch/kubehtc/" + name + ":latest",
+			Resources: corev1.ResourceRequirements{Requests: req, Limits: lim},
+		}},
+		TerminationGracePeriodSeconds: ptr.To[int64](0),
+	}
+}
