@@ -77,9 +77,13 @@ func TestUpWithKubectl(t *testing.T) {
 	if kubeconfig == "" {
 		t.Fatal("kubehtc up did not print the kubeconfig path")
 	}
+	// The rest of the output is kept, not logged: the test may be over before `up` prints it.
+	var rest strings.Builder
+	drained := make(chan struct{})
 	go func() {
+		defer close(drained)
 		for l := range lines {
-			t.Log("up: " + l)
+			rest.WriteString(l + "\n")
 		}
 	}()
 
@@ -136,11 +140,14 @@ spec:
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- up.Wait() }()
+	go func() {
+		<-drained // all output read (EOF) before Wait, as exec.Cmd.StdoutPipe requires
+		done <- up.Wait()
+	}()
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Errorf("kubehtc up exited with %v after Ctrl-C, want 0", err)
+			t.Errorf("kubehtc up exited with %v after Ctrl-C, want 0; it printed:\n%s", err, rest.String())
 		}
 	case <-time.After(2 * time.Minute):
 		t.Fatal("kubehtc up still running 2 minutes after Ctrl-C")

@@ -255,7 +255,7 @@ func (s *Summary) fill(ctx context.Context, cs kubernetes.Interface) error {
 // Print writes the summary as tables.
 func (s *Summary) Print(out io.Writer) {
 	fmt.Fprintln(out)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLASS\tPODS\tSCHEDULED\tPENDING\tRUNNING\tSUCCEEDED\tFAILED\t")
 	for _, cls := range sortedKeys(s.Classes) {
 		c := s.Classes[cls]

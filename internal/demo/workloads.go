@@ -88,18 +88,19 @@ func (b batchStream) Name() string         { return b.experiment + " batch" }
 func (b batchStream) Namespaces() []string { return []string{b.experiment} }
 func (b batchStream) Submit(ctx context.Context, cs kubernetes.Interface, s Scale) error {
 	jobs := s.n(8)
+	// 16 jobs x 10 pods x 4 cpu in flight is more than the default CPU pools hold (384 cpu): pods queue.
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for i := range jobs {
-		completions := int32(s.n(10))
+		completions := int32(s.n(20))
 		runtime := s.d(time.Duration(3+i%4) * time.Second)
-		spec := podSpec("payload", "1", "2Gi", 0)
+		spec := podSpec("payload", "4", "8Gi", 0)
 		spec.RestartPolicy = corev1.RestartPolicyNever
 		j := &batchv1.Job{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-reco-%02d", b.experiment, i), Namespace: b.experiment, Labels: map[string]string{demoLabel: "batch"}},
 			Spec: batchv1.JobSpec{
 				Completions:  &completions,
-				Parallelism:  ptr.To(min(completions, 5)),
+				Parallelism:  ptr.To(min(completions, 10)),
 				BackoffLimit: ptr.To[int32](3),
 				Template: corev1.PodTemplateSpec{
 					ObjectMeta: metav1.ObjectMeta{

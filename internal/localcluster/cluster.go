@@ -46,6 +46,19 @@ type Options struct {
 	Log io.Writer
 	// Verbosity is the klog level of the components' logs.
 	Verbosity int
+	// Components are kubehtc's own controllers, webhooks and servers to run in the cluster's process. They
+	// start, in order, once the scheduler and KWOK run and the nodes exist.
+	Components []Component
+}
+
+// Component starts one in-process part of kubehtc (a controller, a webhook server, the gateway) on the local
+// cluster. It returns once started; its goroutines run under c.Go and end when ctx is cancelled (Stop
+// cancels ctx, then waits for them).
+type Component struct {
+	// Name appears in errors.
+	Name string
+	// Start starts the component.
+	Start func(ctx context.Context, c *Cluster) error
 }
 
 // Cluster is a running local cluster.
@@ -70,6 +83,7 @@ type Cluster struct {
 	stopAPIServer  context.CancelFunc
 	stopComponents context.CancelFunc
 	componentsDone []chan error
+	goroutines     sync.WaitGroup
 	stopOnce       sync.Once
 	stopErr        error
 }
@@ -175,6 +189,11 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err := c.waitReady(ctx, opts.NodePools.TotalNodes()); err != nil {
 		return c, err
 	}
+	for _, comp := range opts.Components {
+		if err := comp.Start(compCtx, c); err != nil {
+			return c, fmt.Errorf("starting %s: %w", comp.Name, err)
+		}
+	}
 	c.StartupDuration = time.Since(begin)
 	return c, nil
 }
@@ -195,6 +214,16 @@ func (c *Cluster) JSONRESTConfig() *rest.Config {
 // Client returns a typed client of the cluster.
 func (c *Cluster) Client() kubernetes.Interface { return c.client }
 
+// Go runs f in a goroutine that Stop waits for (after cancelling the components' context). Components use it
+// for their long-running loops.
+func (c *Cluster) Go(f func()) {
+	c.goroutines.Add(1)
+	go func() {
+		defer c.goroutines.Done()
+		f()
+	}()
+}
+
 // Stop shuts the cluster down: KWOK, scheduler and controllers first, then the apiserver, then etcd, then
 // the temporary directory. It waits for each; calling it again is a no-op that returns the first result.
 func (c *Cluster) Stop() error {
@@ -202,6 +231,13 @@ func (c *Cluster) Stop() error {
 		var errs []error
 		if c.stopComponents != nil {
 			c.stopComponents()
+		}
+		componentsStopped := make(chan struct{})
+		go func() { c.goroutines.Wait(); close(componentsStopped) }()
+		select {
+		case <-componentsStopped:
+		case <-time.After(30 * time.Second):
+			errs = append(errs, errors.New("kubehtc components did not stop within 30s"))
 		}
 		for _, done := range c.componentsDone {
 			select {

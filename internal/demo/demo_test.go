@@ -1,0 +1,86 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubehtc/kubehtc/internal/localcluster"
+)
+
+var cluster *localcluster.Cluster
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	var err error
+	if cluster, err = localcluster.Start(context.Background(), localcluster.Options{}); err != nil {
+		fmt.Fprintln(os.Stderr, "starting the local cluster:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := cluster.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping the local cluster:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// TestDemoDrains runs the demo at half size and checks what its summary claims against the cluster.
+func TestDemoDrains(t *testing.T) {
+	if cluster == nil {
+		t.Skip("integration test: needs the local cluster (not started with -short)")
+	}
+	var out bytes.Buffer
+	sum, err := Run(context.Background(), cluster.Client(), &out, Options{Scale: Scale{Factor: 0.5, Runtime: 0.5}})
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, gpu, service := sum.Classes["batch"], sum.Classes["gpu"], sum.Classes["service"]
+	// Half of 2 experiments x 8 jobs x 20 completions, every one succeeded.
+	if want := 2 * 4 * 10; batch.Succeeded != want || batch.Failed != 0 || batch.Pending != 0 {
+		t.Errorf("batch pods %+v, want %d succeeded, none failed or pending", batch, want)
+	}
+	if gpu.Succeeded != 1 {
+		t.Errorf("gpu pods %+v, want 1 succeeded", gpu)
+	}
+	// Services never finish: all replicas (round(0.5*3), round(0.5*4), round(0.5*5)) still Running.
+	if want := 2 + 2 + 3; service.Running != want || service.Total != want {
+		t.Errorf("service pods %+v, want %d running", service, want)
+	}
+	if sum.JobsComplete != sum.Jobs || sum.Jobs != 2*4+1 {
+		t.Errorf("jobs: %d submitted, %d complete; want 9 and all complete", sum.Jobs, sum.JobsComplete)
+	}
+	if sum.NodesUsed["gpu"] == 0 {
+		t.Errorf("the GPU job ran on no GPU node: nodes used %v", sum.NodesUsed)
+	}
+	// The GPU pod is on a GPU node.
+	pods, err := cluster.Client().CoreV1().Pods("ml").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		node, err := cluster.Client().CoreV1().Nodes().Get(context.Background(), p.Spec.NodeName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if node.Labels[localcluster.PoolLabel] != "gpu" || p.Status.Phase != corev1.PodSucceeded {
+			t.Errorf("gpu pod %s on %s (pool %q) is %s", p.Name, node.Name, node.Labels[localcluster.PoolLabel], p.Status.Phase)
+		}
+	}
+	for _, want := range []string{"CLASS", "batch", "service", "POOL", "Time to drain"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q", want)
+		}
+	}
+}
