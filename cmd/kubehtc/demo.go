@@ -19,7 +19,7 @@ func newDemoCommand() *cobra.Command {
 		Short: "Start a local cluster, run a mixed site workload on kubehtc-scheduler, and print a summary",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			copts := localcluster.Options{NodePools: localcluster.DefaultNodePools()}
+			copts := localcluster.Options{NodePools: localcluster.DefaultNodePools(), Components: localComponents()}
 			if nodesConfig != "" {
 				pools, err := localcluster.LoadNodePools(nodesConfig)
 				if err != nil {

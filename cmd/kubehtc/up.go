@@ -17,7 +17,7 @@ func newUpCommand() *cobra.Command {
 		Short: "Run a local Kubernetes cluster (etcd, apiserver, controllers, kubehtc-scheduler, KWOK nodes) until Ctrl-C",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := localcluster.Options{Dir: dir, Verbosity: verbosity, NodePools: localcluster.DefaultNodePools()}
+			opts := localcluster.Options{Dir: dir, Verbosity: verbosity, NodePools: localcluster.DefaultNodePools(), Components: localComponents()}
 			if nodesConfig != "" {
 				pools, err := localcluster.LoadNodePools(nodesConfig)
 				if err != nil {

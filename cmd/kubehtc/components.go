@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/kubehtc/kubehtc/internal/controllermanager"
+	"github.com/kubehtc/kubehtc/internal/localcluster"
+)
+
+// localComponents are the kubehtc parts `up` and `demo` run inside the local cluster.
+func localComponents() []localcluster.Component {
+	return []localcluster.Component{controllerComponent(controllermanager.Options{})}
+}
+
+// controllerComponent runs kubehtc-controller's manager in the local cluster's process: no leader election,
+// no metrics or health ports, logs into the cluster log.
+func controllerComponent(opts controllermanager.Options) localcluster.Component {
+	return localcluster.Component{
+		Name: "kubehtc-controller",
+		Start: func(ctx context.Context, c *localcluster.Cluster) error {
+			ctrl.SetLogger(klog.Background())
+			if opts.MetricsAddr == "" {
+				opts.MetricsAddr = "0"
+			}
+			if opts.HealthAddr == "" {
+				opts.HealthAddr = "0"
+			}
+			mgr, err := controllermanager.New(c.JSONRESTConfig(), opts)
+			if err != nil {
+				return err
+			}
+			errc := make(chan error, 1)
+			c.Go(func() { errc <- mgr.Start(ctx) })
+			if !mgr.GetCache().WaitForCacheSync(ctx) {
+				return fmt.Errorf("kubehtc-controller caches did not sync: %w", <-errc)
+			}
+			return nil
+		},
+	}
+}
