@@ -87,7 +87,7 @@ func TestTranslate(t *testing.T) {
 			RuntimeEnvironments: []string{"APPS/HEP/ATLAS-SITE", "ENV/PROXY"},
 			CVMFS:               []kubehtcv1alpha1.CVMFSMount{{Repository: "atlas-condb.cern.ch"}, {Repository: "atlas.cern.ch"}, {Repository: "sft.cern.ch"}},
 			Inputs:              []string{"queuedata.json"}, Outputs: []string{"pilotlog.txt"},
-			PriorityClassName:   "grid-production", NodeSelector: map[string]string{"kubehtc.io/pool": "cpu"},
+			PriorityClassName: "grid-production", NodeSelector: map[string]string{"kubehtc.io/pool": "cpu"},
 			MountCredential: true,
 		},
 	}, {
