@@ -141,3 +141,5 @@ func publish(ctx context.Context, n csi.NodeClient, target string, attrs map[str
 	})
 	return err
 }
+
+func readTable() (mounter.Table, error) { return mounter.ReadTable(mounter.ProcMountInfo) }
