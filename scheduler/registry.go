@@ -4,6 +4,8 @@ import (
 	_ "embed"
 
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
+
+	"github.com/kubehtc/kubehtc/scheduler/packspread"
 )
 
 // ProfileName is the schedulerName of kubehtc's profile. Pods opt in with spec.schedulerName: kubehtc; the
@@ -19,5 +21,7 @@ var Config []byte
 // Registry returns kubehtc's out-of-tree plugins as kube-scheduler options, for app.NewSchedulerCommand or
 // app.Setup. Plugins are added here as they land; the profile in Config enables them.
 func Registry() []app.Option {
-	return []app.Option{}
+	return []app.Option{
+		app.WithPlugin(packspread.Name, packspread.New),
+	}
 }
