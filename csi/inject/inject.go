@@ -68,8 +68,8 @@ type Options struct {
 	CVMFSDriver string
 	// EOSDriver is the CSI driver for EOS volumes; empty means DefaultEOSDriver.
 	EOSDriver string
-	// OmitTypeAttribute leaves out the "type" volume attribute, for drivers that reject attributes they do
-	// not know. kubehtc's driver infers the type from "repository" or "path".
+	// OmitTypeAttribute leaves out the "type" attribute of EOS volumes, for drivers that reject attributes
+	// they do not know (kubehtc's driver infers the type from "path"). CVMFS volumes never carry it.
 	OmitTypeAttribute bool
 	// SkipInitContainers mounts only into regular containers.
 	SkipInitContainers bool
@@ -230,10 +230,8 @@ func plan(req Request, opts Options) ([]mount, error) {
 		if err := ValidateRepository(repo); err != nil {
 			return nil, err
 		}
+		// Only "repository": CERN's cvmfs-csi and kubehtc's driver both read it (kubehtc's infers the type).
 		attrs := map[string]string{AttrRepository: repo}
-		if !opts.OmitTypeAttribute {
-			attrs[AttrType] = TypeCVMFS
-		}
 		out = append(out, mount{volume: csiVolume(VolumeName(TypeCVMFS, repo), opts.CVMFSDriver, attrs), mountPath: CVMFSMountRoot + "/" + repo})
 	}
 	for _, p := range eos {

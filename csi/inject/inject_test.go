@@ -71,9 +71,9 @@ func TestAddMounts(t *testing.T) {
 	wantVolumes := []corev1.Volume{
 		spec.Volumes[0],
 		{Name: atlas, VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: DefaultCVMFSDriver, ReadOnly: &ro,
-			VolumeAttributes: map[string]string{"type": "cvmfs", "repository": "atlas.cern.ch"}}}},
+			VolumeAttributes: map[string]string{"repository": "atlas.cern.ch"}}}},
 		{Name: sft, VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: DefaultCVMFSDriver, ReadOnly: &ro,
-			VolumeAttributes: map[string]string{"type": "cvmfs", "repository": "sft.cern.ch"}}}},
+			VolumeAttributes: map[string]string{"repository": "sft.cern.ch"}}}},
 		{Name: eos, VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: DefaultEOSDriver, ReadOnly: &ro,
 			VolumeAttributes: map[string]string{"type": "eos", "path": "/eos/atlas"}}}},
 	}
@@ -111,8 +111,8 @@ func TestAddMountsOptionsAndConflicts(t *testing.T) {
 		if got := spec.Volumes[0].CSI; got.Driver != "csi.kubehtc.io" || cmp.Diff(map[string]string{"repository": "atlas.cern.ch"}, got.VolumeAttributes) != "" {
 			t.Errorf("cvmfs volume = %+v", got)
 		}
-		if got := spec.Volumes[1].CSI.Driver; got != "eos.example" {
-			t.Errorf("eos driver = %q", got)
+		if got := spec.Volumes[1].CSI; got.Driver != "eos.example" || cmp.Diff(map[string]string{"path": "/eos/a"}, got.VolumeAttributes) != "" {
+			t.Errorf("eos volume = %+v", got)
 		}
 		if len(spec.InitContainers[0].VolumeMounts) != 0 || len(spec.Containers[0].VolumeMounts) != 2 {
 			t.Errorf("mounts: init %v, container %v", spec.InitContainers[0].VolumeMounts, spec.Containers[0].VolumeMounts)
