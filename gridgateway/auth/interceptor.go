@@ -21,15 +21,19 @@ func WithIdentity(ctx context.Context, id *Identity) context.Context {
 	return context.WithValue(ctx, identityKey{}, id)
 }
 
-// ScopeFunc names the scope a gRPC method (its full name) requires; false refuses the method.
+// ScopeFunc names the scope a gRPC method (its full name) requires; false refuses the method. An empty
+// scope makes the method public: no authentication (health checks).
 type ScopeFunc func(fullMethod string) (string, bool)
 
 func (a *Authenticator) authorize(ctx context.Context, method string, scopes ScopeFunc) (context.Context, error) {
+	scope, ok := scopes(method)
+	if ok && scope == "" {
+		return ctx, nil
+	}
 	id, err := a.Authenticate(ctx)
 	if err != nil {
 		return nil, err
 	}
-	scope, ok := scopes(method)
 	if !ok {
 		return nil, status.Errorf(codes.PermissionDenied, "method %s is not allowed", method)
 	}

@@ -1,0 +1,120 @@
+// Command kubehtc-gateway is the grid gateway: pilot factories submit jobs over gRPC (gridgateway/api/v1),
+// authenticated with WLCG tokens or mTLS client certificates; each job becomes a GridJob that
+// kubehtc-controller turns into a Pod.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/kubehtc/kubehtc/gridgateway/auth"
+	"github.com/kubehtc/kubehtc/gridgateway/config"
+	"github.com/kubehtc/kubehtc/gridgateway/server"
+)
+
+func main() {
+	var (
+		siteFile  = flag.String("config", "/etc/kubehtc/gateway/site.yaml", "site configuration (queues, VOs, issuers, runtime environments)")
+		listen    = flag.String("listen", ":8443", "gRPC listen address")
+		certFile  = flag.String("tls-cert", "", "server certificate (PEM); with -tls-key")
+		keyFile   = flag.String("tls-key", "", "server key (PEM)")
+		clientCA  = flag.String("client-ca", "", "CA bundle (PEM) for client certificates; empty: token authentication only")
+		insecure  = flag.Bool("insecure", false, "serve plaintext gRPC (development only; tokens travel in clear)")
+		httpAddr  = flag.String("http-listen", ":8080", "address of /metrics, /healthz and /readyz (empty disables)")
+		shutdownT = flag.Duration("shutdown-timeout", 10*time.Second, "grace period for in-flight calls on SIGTERM")
+	)
+	klog.InitFlags(nil)
+	flag.Parse()
+	logger := klog.Background()
+	ctx, stop := signal.NotifyContext(klog.NewContext(context.Background(), logger), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *siteFile, *listen, *certFile, *keyFile, *clientCA, *insecure, *httpAddr, *shutdownT); err != nil {
+		logger.Error(err, "kubehtc-gateway failed")
+		klog.Flush()
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, siteFile, listen, certFile, keyFile, clientCA string, insecure bool, httpAddr string, shutdown time.Duration) error {
+	site, err := config.Load(siteFile)
+	if err != nil {
+		return err
+	}
+	a, err := auth.New(ctx, site)
+	if err != nil {
+		return err
+	}
+	tlsConfig, err := serverTLS(certFile, keyFile, clientCA, insecure)
+	if err != nil {
+		return err
+	}
+	restConfig, err := ctrl.GetConfig()
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if httpAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		ok := func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
+		mux.HandleFunc("/healthz", ok)
+		mux.HandleFunc("/readyz", ok)
+		hs := &http.Server{Addr: httpAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				klog.FromContext(ctx).Error(err, "HTTP endpoint failed")
+			}
+		}()
+		defer hs.Close()
+	}
+	lis, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	return server.Serve(ctx, server.Config{Site: site, Auth: a, REST: restConfig, Listener: lis, TLS: tlsConfig, Registerer: reg, ShutdownTimeout: shutdown})
+}
+
+// serverTLS builds the TLS configuration: a server certificate, and client certificates verified against
+// clientCA when given (optional, so that token clients without certificates connect too).
+func serverTLS(certFile, keyFile, clientCA string, insecure bool) (*tls.Config, error) {
+	if insecure {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("-tls-cert and -tls-key are required (or -insecure for development)")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if clientCA != "" {
+		pem, err := os.ReadFile(clientCA)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no certificates", clientCA)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return cfg, nil
+}

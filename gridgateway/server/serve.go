@@ -1,0 +1,80 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
+	"github.com/kubehtc/kubehtc/gridgateway/auth"
+	"github.com/kubehtc/kubehtc/gridgateway/config"
+)
+
+// Config is what a running gateway needs.
+type Config struct {
+	// Site is the site configuration.
+	Site *config.Site
+	// Auth verifies callers.
+	Auth *auth.Authenticator
+	// REST is the Kubernetes client configuration; Serve switches it to JSON (GridJob is a CRD).
+	REST *rest.Config
+	// Listener accepts gRPC connections.
+	Listener net.Listener
+	// TLS serves TLS (nil: plaintext).
+	TLS *tls.Config
+	// Registerer receives the gateway's metrics (nil: none).
+	Registerer prometheus.Registerer
+	// ShutdownTimeout is how long in-flight calls may finish when ctx ends; 0 means 10 s.
+	ShutdownTimeout time.Duration
+}
+
+// NewClient returns a direct (uncached) JSON client for GridJobs and the core types.
+func NewClient(cfg *rest.Config) (client.WithWatch, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := kubehtcv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
+	return client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+}
+
+// Serve runs the gateway until ctx ends, then stops it gracefully (forcibly after cfg.ShutdownTimeout).
+func Serve(ctx context.Context, cfg Config) error {
+	c, err := NewClient(cfg.REST)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	g := NewGRPCServer(&Server{Client: c, Site: cfg.Site}, cfg.Auth, cfg.TLS, cfg.Registerer)
+	logger := klog.FromContext(ctx)
+	logger.Info("Grid gateway serving", "address", cfg.Listener.Addr().String(), "tls", cfg.TLS != nil)
+	errc := make(chan error, 1)
+	go func() { errc <- g.Serve(cfg.Listener) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	stopped := make(chan struct{})
+	go func() { g.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(cmp.Or(cfg.ShutdownTimeout, 10*time.Second)):
+		g.Stop()
+	}
+	logger.Info("Grid gateway stopped")
+	return nil
+}
