@@ -5,9 +5,11 @@ BIN   ?= bin
 # bench-scheduling size
 NODES ?= 1000
 PODS  ?= 10000
+# bench-gateway-grpc size
+JOBS  ?= 2000
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-unit bench bench-scheduling demo up lint generate verify kubectl clean
+.PHONY: help build test test-unit bench bench-scheduling bench-gateway-grpc demo up lint generate verify kubectl clean
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,10 +23,13 @@ test: ## Run all tests: unit, integration (on the embedded cluster), end-to-end 
 test-unit: ## Run unit tests only (no local cluster).
 	$(GO) test -short ./...
 
-bench: bench-scheduling ## Run the quick benchmarks.
+bench: bench-scheduling bench-gateway-grpc ## Run the quick benchmarks.
 
 bench-scheduling: ## Pods/s of default-scheduler vs kubehtc profiles (NODES=1000 PODS=10000).
 	hack/bench.sh scheduling -nodes=$(NODES) -pods=$(PODS)
+
+bench-gateway-grpc: ## Pilots/s accepted by the grid gateway over gRPC, p50/p99 accept latency (JOBS=2000).
+	hack/bench.sh gateway-grpc -jobs=$(JOBS)
 
 demo: build ## Run the demo: a mixed site workload on the local cluster, then a summary.
 	$(BIN)/kubehtc demo
@@ -38,8 +43,10 @@ kubectl: ## Build kubectl (same Kubernetes version) into bin/.
 lint: ## gofmt and go vet.
 	hack/lint.sh
 
-generate: ## Regenerate generated files (go.mod replace block).
+generate: ## Regenerate generated files (go.mod replace block, deepcopy + CRDs, gRPC code).
 	hack/gen-k8s-replaces.sh
+	hack/gen-crds.sh
+	hack/gen-proto.sh
 	$(GO) mod tidy
 
 verify: ## Regenerate, then fail if anything changed; check import boundaries.

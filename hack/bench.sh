@@ -7,7 +7,10 @@ source hack/lib.sh
 ensure_go
 name=${1:?usage: hack/bench.sh <name> [flags]}
 shift
-fn="Benchmark$(tr '[:lower:]' '[:upper:]' <<<"${name:0:1}")${name:1}"
+# scheduling -> BenchmarkScheduling, gateway-grpc -> BenchmarkGatewayGrpc: capitalise each dash-separated part.
+fn=Benchmark
+IFS=- read -ra parts <<<"$name"
+for p in "${parts[@]}"; do fn+="$(tr '[:lower:]' '[:upper:]' <<<"${p:0:1}")${p:1}"; done
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 go test -run '^$' -bench "^${fn}\$" -benchtime=1x -timeout 60m ./internal/benchmarks -args "$@" 2>&1 | tee "$log"

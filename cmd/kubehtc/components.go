@@ -7,13 +7,39 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/kubehtc/kubehtc/deploy/crds"
+	localgateway "github.com/kubehtc/kubehtc/gridgateway/local"
 	"github.com/kubehtc/kubehtc/internal/controllermanager"
 	"github.com/kubehtc/kubehtc/internal/localcluster"
 )
 
 // localComponents are the kubehtc parts `up` and `demo` run inside the local cluster.
 func localComponents() []localcluster.Component {
-	return []localcluster.Component{controllerComponent(controllermanager.Options{})}
+	// Simulated pilots run for the time their description asks (the local cluster's runtime annotation).
+	controllermanager.GridJobOptions.Pod.Simulation = true
+	return []localcluster.Component{crdComponent(), controllerComponent(controllermanager.Options{}), gatewayComponent()}
+}
+
+// crdComponent installs kubehtc's CRDs (deploy/crds) before the controllers start.
+func crdComponent() localcluster.Component {
+	return localcluster.Component{
+		Name: "kubehtc CRDs",
+		Start: func(ctx context.Context, c *localcluster.Cluster) error {
+			return c.InstallCRDs(ctx, crds.All()...)
+		},
+	}
+}
+
+// gatewayComponent runs the grid gateway on a loopback port with a generated token issuer; its address
+// and the VOs' tokens are in the Secret kubehtc-system/kubehtc-gateway-local (see gridgateway/local).
+func gatewayComponent() localcluster.Component {
+	return localcluster.Component{
+		Name: "kubehtc-gateway",
+		Start: func(ctx context.Context, c *localcluster.Cluster) error {
+			_, err := localgateway.Start(ctx, c.RESTConfig(), c.Go)
+			return err
+		},
+	}
 }
 
 // controllerComponent runs kubehtc-controller's manager in the local cluster's process: no leader election,
