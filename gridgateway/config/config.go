@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
@@ -89,6 +90,8 @@ type Queue struct {
 	PriorityClassName string `json:"priorityClassName,omitempty"`
 	// NodeSelector of the queue's Pods.
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// PodLabels are extra labels of the queue's Pods (at most 16; kubehtc.io/ keys are reserved).
+	PodLabels map[string]string `json:"podLabels,omitempty"`
 	// DefaultWallTimeSeconds applies when a description gives none; 0 means the queue's maximum.
 	DefaultWallTimeSeconds int64 `json:"defaultWallTimeSeconds,omitempty"`
 	// DefaultMemoryMiBPerCore applies when a description gives no memory; 0 means 2000.
@@ -200,6 +203,14 @@ func (s *Site) Validate() error {
 			errs = append(errs, fmt.Errorf("queues[%d]: duplicate queue %q", i, q.Name))
 		}
 		queues[q.Name] = true
+		if len(q.PodLabels) > 16 {
+			errs = append(errs, fmt.Errorf("queue %s: %d podLabels, at most 16", q.Name, len(q.PodLabels)))
+		}
+		for k, v := range q.PodLabels {
+			if msgs := append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...); len(msgs) > 0 || strings.HasPrefix(k, "kubehtc.io/") {
+				errs = append(errs, fmt.Errorf("queue %s: pod label %s=%s: invalid or reserved (%v)", q.Name, k, v, msgs))
+			}
+		}
 		if q.Image == "" {
 			errs = append(errs, fmt.Errorf("queue %s: image is required", q.Name))
 		}

@@ -39,6 +39,9 @@ const (
 	Audience = "https://gateway.kubehtc.local"
 	// TokenLifetime of the published tokens.
 	TokenLifetime = 24 * time.Hour
+	// DemoLabel is the label by which `kubehtc demo` finds the objects of its workload (internal/demo); the
+	// local queues put it on their Pods, so that pilots show in the demo's progress and summary.
+	DemoLabel = "demo.kubehtc.io/part"
 )
 
 // VOs served by the local gateway; each VO's namespace has its name, its queue is <vo>-prod.
@@ -57,7 +60,8 @@ func Site() (*config.Site, error) {
 	}
 	for _, vo := range VOs {
 		s.VOs = append(s.VOs, config.VO{Name: vo, Namespace: vo, Tokens: []config.TokenRule{{Issuer: Issuer, Group: "/" + vo}}})
-		s.Queues = append(s.Queues, config.Queue{Name: vo + "-prod", VOs: []string{vo}, Image: "registry.cern.ch/kubehtc/" + vo + "-pilot:latest", DefaultWallTimeSeconds: 3600})
+		s.Queues = append(s.Queues, config.Queue{Name: vo + "-prod", VOs: []string{vo}, Image: "registry.cern.ch/kubehtc/" + vo + "-pilot:latest", DefaultWallTimeSeconds: 3600,
+			PodLabels: map[string]string{DemoLabel: "pilots"}})
 	}
 	return s, s.Validate()
 }

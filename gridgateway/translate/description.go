@@ -153,6 +153,7 @@ func Translate(site *config.Site, vo string, d Description) (kubehtcv1alpha1.Gri
 		Args:              slices.Clone(d.Arguments),
 		PriorityClassName: q.PriorityClassName,
 		NodeSelector:      maps.Clone(q.NodeSelector),
+		PodLabels:         maps.Clone(q.PodLabels),
 	}
 	if d.Executable != "" {
 		out.Command = []string{d.Executable}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -183,17 +184,22 @@ func Pod(gj *kubehtcv1alpha1.GridJob, opts PodOptions) (*corev1.Pod, error) {
 			}
 		}
 	}
+	labels := maps.Clone(d.PodLabels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, map[string]string{
+		QueueLabel:   gj.Spec.Queue,
+		UserLabel:    UserLabelValue(gj.Spec.Owner),
+		ClassLabel:   "batch",
+		GridJobLabel: gj.Name,
+	})
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        PodName(gj),
 			Namespace:   gj.Namespace,
 			Annotations: ann,
-			Labels: map[string]string{
-				QueueLabel:   gj.Spec.Queue,
-				UserLabel:    UserLabelValue(gj.Spec.Owner),
-				ClassLabel:   "batch",
-				GridJobLabel: gj.Name,
-			},
+			Labels:      labels,
 		},
 		Spec: corev1.PodSpec{
 			RestartPolicy:                 corev1.RestartPolicyNever,

@@ -177,6 +177,16 @@ func TestPod(t *testing.T) {
 			}
 		},
 	}, {
+		name: "queue pod labels never override kubehtc's",
+		gj: pilot(func(gj *kubehtcv1alpha1.GridJob) {
+			gj.Spec.Description.PodLabels = map[string]string{"team": "adc", ClassLabel: "service"}
+		}),
+		check: func(t *testing.T, pod *corev1.Pod) {
+			if pod.Labels["team"] != "adc" || pod.Labels[ClassLabel] != "batch" {
+				t.Errorf("labels %v: want team=adc and class batch", pod.Labels)
+			}
+		},
+	}, {
 		name: "DN owner label",
 		gj: pilot(func(gj *kubehtcv1alpha1.GridJob) {
 			gj.Spec.Owner = kubehtcv1alpha1.GridJobOwner{DN: "/DC=ch/DC=cern/OU=cms/CN=Pilot Factory User"}

@@ -28,6 +28,7 @@ queues:
   image: registry.example.org/atlas/pilot:1
   priorityClassName: grid-production
   nodeSelector: {kubehtc.io/pool: cpu}
+  podLabels: {team: adc}
   defaultWallTimeSeconds: 3600
   limits: {maxCores: 64, maxWallTimeSeconds: 172800}
 - name: cms-prod
@@ -67,6 +68,7 @@ func TestTranslate(t *testing.T) {
 		want: kubehtcv1alpha1.GridJobDescription{
 			Cores: 1, MemoryMiB: 2000, WallTimeSeconds: 3600, Image: "registry.example.org/atlas/pilot:1",
 			PriorityClassName: "grid-production", NodeSelector: map[string]string{"kubehtc.io/pool": "cpu"},
+			PodLabels: map[string]string{"team": "adc"},
 		},
 	}, {
 		name: "ATLAS pilot with runtime environments",
@@ -88,7 +90,7 @@ func TestTranslate(t *testing.T) {
 			CVMFS:               []kubehtcv1alpha1.CVMFSMount{{Repository: "atlas-condb.cern.ch"}, {Repository: "atlas.cern.ch"}, {Repository: "sft.cern.ch"}},
 			Inputs:              []string{"queuedata.json"}, Outputs: []string{"pilotlog.txt"},
 			PriorityClassName: "grid-production", NodeSelector: map[string]string{"kubehtc.io/pool": "cpu"},
-			MountCredential: true,
+			MountCredential: true, PodLabels: map[string]string{"team": "adc"},
 		},
 	}, {
 		name: "cms with the site default limits",

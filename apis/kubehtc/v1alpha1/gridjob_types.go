@@ -181,6 +181,10 @@ type GridJobDescription struct {
 	// MountCredential mounts the credential Secret and sets X509_USER_PROXY or BEARER_TOKEN_FILE.
 	// +optional
 	MountCredential bool `json:"mountCredential,omitempty"`
+	// PodLabels come from the queue profile (e.g. for monitoring); kubehtc's own labels take precedence.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=16
+	PodLabels map[string]string `json:"podLabels,omitempty"`
 }
 
 // GridJobSpec is what was submitted.
