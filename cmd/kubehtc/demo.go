@@ -46,5 +46,6 @@ func newDemoCommand() *cobra.Command {
 	cmd.Flags().Float64Var(&opts.Scale.Factor, "scale", 1, "multiply the number of jobs and replicas")
 	cmd.Flags().Float64Var(&opts.Scale.Runtime, "runtime-scale", 1, "multiply pod runtimes")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "give up if the workload has not drained by then")
+	cmd.Flags().BoolVar(&opts.Compare, "compare", true, "first run the same workloads on the stock default-scheduler profile and compare placements")
 	return cmd
 }

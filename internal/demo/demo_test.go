@@ -41,7 +41,7 @@ func TestDemoDrains(t *testing.T) {
 		t.Skip("integration test: needs the local cluster (not started with -short)")
 	}
 	var out bytes.Buffer
-	sum, err := Run(context.Background(), cluster.Client(), &out, Options{Scale: Scale{Factor: 0.5, Runtime: 0.5}})
+	sum, err := Run(context.Background(), cluster.Client(), &out, Options{Scale: Scale{Factor: 0.5, Runtime: 0.5}, Compare: true})
 	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatal(err)
@@ -51,15 +51,29 @@ func TestDemoDrains(t *testing.T) {
 	if want := 2 * 4 * 10; batch.Succeeded != want || batch.Failed != 0 || batch.Pending != 0 {
 		t.Errorf("batch pods %+v, want %d succeeded, none failed or pending", batch, want)
 	}
-	if gpu.Succeeded != 1 {
-		t.Errorf("gpu pods %+v, want 1 succeeded", gpu)
+	// Six 1-GPU inference jobs and the 8-GPU training job.
+	if gpu.Succeeded != 7 {
+		t.Errorf("gpu pods %+v, want 7 succeeded", gpu)
 	}
 	// Services never finish: all replicas (round(0.5*3), round(0.5*4), round(0.5*5)) still Running.
 	if want := 2 + 2 + 3; service.Running != want || service.Total != want {
 		t.Errorf("service pods %+v, want %d running", service, want)
 	}
-	if sum.JobsComplete != sum.Jobs || sum.Jobs != 2*4+1 {
-		t.Errorf("jobs: %d submitted, %d complete; want 9 and all complete", sum.Jobs, sum.JobsComplete)
+	if sum.JobsComplete != sum.Jobs || sum.Jobs != 2*4+7 {
+		t.Errorf("jobs: %d submitted, %d complete; want 15 and all complete", sum.Jobs, sum.JobsComplete)
+	}
+	// The comparison pass ran the same workloads on the default profile.
+	cmp := sum.Comparison
+	if cmp == nil || cmp.Profile != "default-scheduler" || cmp.Jobs != sum.Jobs || cmp.JobsComplete != cmp.Jobs {
+		t.Fatalf("comparison pass %+v, want the default profile with all %d jobs complete", cmp, sum.Jobs)
+	}
+	t.Logf("8-GPU job waited %s on default-scheduler, %s on kubehtc", cmp.WholeNodeGPUWait, sum.WholeNodeGPUWait)
+	if sum.CPUPodsOnGPUNodes != 0 {
+		t.Errorf("kubehtc ran %d CPU-only pods on GPU nodes", sum.CPUPodsOnGPUNodes)
+	}
+	// Packed, the six 1-GPU jobs share a node and leave the other whole; spread, they strand GPUs on both.
+	if sum.MaxFragmentedGPUs >= cmp.MaxFragmentedGPUs {
+		t.Errorf("fragmented GPUs: kubehtc %d, default %d; want kubehtc lower", sum.MaxFragmentedGPUs, cmp.MaxFragmentedGPUs)
 	}
 	if sum.NodesUsed["gpu"] == 0 {
 		t.Errorf("the GPU job ran on no GPU node: nodes used %v", sum.NodesUsed)
@@ -78,7 +92,7 @@ func TestDemoDrains(t *testing.T) {
 			t.Errorf("gpu pod %s on %s (pool %q) is %s", p.Name, node.Name, node.Labels[localcluster.PoolLabel], p.Status.Phase)
 		}
 	}
-	for _, want := range []string{"CLASS", "batch", "service", "POOL", "Time to drain"} {
+	for _, want := range []string{"CLASS", "batch", "service", "PLACEMENT", "nodes used, pool gpu", "time to drain"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q", want)
 		}

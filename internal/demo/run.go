@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubehtc/kubehtc/internal/localcluster"
+	"github.com/kubehtc/kubehtc/scheduler"
+	"github.com/kubehtc/kubehtc/scheduler/packspread"
 )
 
 // Options of a demo run.
@@ -29,6 +31,9 @@ type Options struct {
 	Timeout time.Duration
 	// Live rewrites one progress line in place (for a terminal); otherwise a line is printed every few seconds.
 	Live bool
+	// Compare first runs the workloads that follow Scale.SchedulerName on the stock default-scheduler
+	// profile, then everything on kubehtc's, and prints both placements side by side.
+	Compare bool
 }
 
 // ClassCounts are the pods of one workload class by state.
@@ -36,8 +41,10 @@ type ClassCounts struct {
 	Total, Scheduled, Pending, Running, Succeeded, Failed int
 }
 
-// Summary is what the demo reports at the end.
-type Summary struct {
+// PassSummary is what one pass of the demo (one scheduler profile) reports.
+type PassSummary struct {
+	// Profile is the scheduler profile the pass's pods used.
+	Profile string
 	// Classes maps a workload class (the kubehtc.io/class label) to its pod counts.
 	Classes map[string]ClassCounts
 	// NodesUsed maps a node pool to the number of its nodes that ran at least one demo pod.
@@ -48,6 +55,20 @@ type Summary struct {
 	Jobs, JobsComplete, JobsFailed int
 	// Drain is the time from the first submission until every Job finished and every Deployment was available.
 	Drain time.Duration
+	// MaxFragmentedGPUs is the most free GPUs seen stranded on nodes that could not host an 8-GPU job
+	// (packspread.GPUFragmentation), sampled at every progress tick.
+	MaxFragmentedGPUs int64
+	// CPUPodsOnGPUNodes counts pods without GPUs that ran on GPU nodes.
+	CPUPodsOnGPUNodes int
+	// WholeNodeGPUWait is how long the 8-GPU job waited from creation to binding.
+	WholeNodeGPUWait time.Duration
+}
+
+// Summary is what the demo reports at the end: the kubehtc pass and, with Options.Compare, the same
+// workloads on the default profile.
+type Summary struct {
+	PassSummary
+	Comparison *PassSummary
 }
 
 // Run submits Workloads to the cluster, shows progress on out until the load has drained, and prints the
@@ -82,27 +103,79 @@ func Run(ctx context.Context, cs kubernetes.Interface, out io.Writer, opts Optio
 		}
 	}
 
-	names := make([]string, len(Workloads))
-	for i, w := range Workloads {
+	sum := &Summary{}
+	if opts.Compare {
+		var followers []Workload
+		for _, w := range Workloads {
+			if _, ok := w.(ProfileFollower); ok {
+				followers = append(followers, w)
+			}
+		}
+		scale := opts.Scale
+		scale.SchedulerName = "default-scheduler"
+		fmt.Fprintln(out, "Pass 1 of 2, for comparison: the stock default-scheduler profile")
+		cmp, err := runPass(ctx, cs, out, followers, scale, opts)
+		if err != nil {
+			return nil, err
+		}
+		sum.Comparison = cmp
+		if err := cleanUp(ctx, cs, followers); err != nil {
+			return nil, err
+		}
+		fmt.Fprintln(out, "Pass 2 of 2: kubehtc")
+	}
+	scale := opts.Scale
+	scale.SchedulerName = scheduler.ProfileName
+	main, err := runPass(ctx, cs, out, Workloads, scale, opts)
+	if err != nil {
+		return nil, err
+	}
+	sum.PassSummary = *main
+	sum.Print(out)
+	return sum, nil
+}
+
+// runPass creates the workloads' namespaces, submits them and shows progress until they drain.
+func runPass(ctx context.Context, cs kubernetes.Interface, out io.Writer, workloads []Workload, scale Scale, opts Options) (*PassSummary, error) {
+	for _, w := range workloads {
+		for _, ns := range w.Namespaces() {
+			_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+			if err != nil && !apierrors.IsAlreadyExists(err) {
+				return nil, fmt.Errorf("namespace %s: %w", ns, err)
+			}
+		}
+	}
+	// The ServiceAccount admission plugin rejects pods until the namespace's default ServiceAccount exists.
+	for _, w := range workloads {
+		for _, ns := range w.Namespaces() {
+			if err := waitDefaultServiceAccount(ctx, cs, ns); err != nil {
+				return nil, err
+			}
+		}
+	}
+	names := make([]string, len(workloads))
+	for i, w := range workloads {
 		names[i] = w.Name()
 	}
-	fmt.Fprintf(out, "Submitting: %s\n", strings.Join(names, ", "))
+	fmt.Fprintf(out, "Submitting (%s): %s\n", scale.SchedulerName, strings.Join(names, ", "))
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
-	for _, w := range Workloads {
-		g.Go(func() error { return w.Submit(gctx, cs, opts.Scale) })
+	for _, w := range workloads {
+		g.Go(func() error { return w.Submit(gctx, cs, scale) })
 	}
 	submitted := make(chan error, 1)
 	go func() { submitted <- g.Wait() }()
 
 	p := &progress{out: out, live: opts.Live}
 	var submitDone bool
+	var maxFragmented int64
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case err := <-submitted:
 			if err != nil {
+				p.finish()
 				return nil, fmt.Errorf("submitting the workload: %w", err)
 			}
 			submitDone = true
@@ -118,17 +191,44 @@ func Run(ctx context.Context, cs kubernetes.Interface, out io.Writer, opts Optio
 			}
 			return nil, err
 		}
+		maxFragmented = max(maxFragmented, st.fragmentation.Fragmented)
 		p.show(time.Since(start), st)
 		if submitDone && st.drained() {
 			p.finish()
 			sum := st.summary(time.Since(start))
-			if err := sum.fill(ctx, cs); err != nil {
-				return nil, err
-			}
-			sum.Print(out)
+			sum.Profile = scale.SchedulerName
+			sum.MaxFragmentedGPUs = maxFragmented
 			return sum, nil
 		}
 	}
+}
+
+// cleanUp deletes the workloads' namespaces and waits until they are gone, so the next pass starts on
+// empty nodes.
+func cleanUp(ctx context.Context, cs kubernetes.Interface, workloads []Workload) error {
+	for _, w := range workloads {
+		for _, ns := range w.Namespaces() {
+			if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("deleting namespace %s: %w", ns, err)
+			}
+		}
+	}
+	for _, w := range workloads {
+		for _, ns := range w.Namespaces() {
+			for {
+				_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+				if apierrors.IsNotFound(err) {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("namespace %s not deleted: %w", ns, ctx.Err())
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func waitDefaultServiceAccount(ctx context.Context, cs kubernetes.Interface, ns string) error {
@@ -148,8 +248,10 @@ func waitDefaultServiceAccount(ctx context.Context, cs kubernetes.Interface, ns 
 // state is one observation of the demo's objects.
 type state struct {
 	pods                           []corev1.Pod
+	nodes                          []corev1.Node
 	jobs, jobsComplete, jobsFailed int
 	deployments, deploymentsReady  int
+	fragmentation                  packspread.Fragmentation
 }
 
 func observe(ctx context.Context, cs kubernetes.Interface) (*state, error) {
@@ -166,7 +268,12 @@ func observe(ctx context.Context, cs kubernetes.Interface) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing deployments: %w", err)
 	}
-	st := &state{pods: pods.Items, jobs: len(jobs.Items), deployments: len(deps.Items)}
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	st := &state{pods: pods.Items, nodes: nodes.Items, jobs: len(jobs.Items), deployments: len(deps.Items)}
+	st.fragmentation = packspread.GPUFragmentation(ptrs(st.nodes), ptrs(st.pods), localcluster.GPUResource, 8)
 	for i := range jobs.Items {
 		switch jobFinished(&jobs.Items[i]) {
 		case batchv1.JobComplete:
@@ -221,54 +328,98 @@ func (st *state) classes() map[string]ClassCounts {
 	return out
 }
 
-func (st *state) summary(drain time.Duration) *Summary {
-	return &Summary{Classes: st.classes(), Jobs: st.jobs, JobsComplete: st.jobsComplete, JobsFailed: st.jobsFailed, Drain: drain}
+func ptrs[T any](items []T) []*T {
+	out := make([]*T, len(items))
+	for i := range items {
+		out[i] = &items[i]
+	}
+	return out
 }
 
-// fill adds node usage per pool.
-func (s *Summary) fill(ctx context.Context, cs kubernetes.Interface) error {
-	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
-	if err != nil {
-		return fmt.Errorf("listing nodes: %w", err)
+func (st *state) summary(drain time.Duration) *PassSummary {
+	sum := &PassSummary{
+		Classes: st.classes(), Jobs: st.jobs, JobsComplete: st.jobsComplete, JobsFailed: st.jobsFailed, Drain: drain,
+		NodesUsed: map[string]int{}, NodesTotal: map[string]int{},
 	}
-	pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: demoLabel, ResourceVersion: "0"})
-	if err != nil {
-		return fmt.Errorf("listing pods: %w", err)
+	gpuNode, pool := map[string]bool{}, map[string]string{}
+	for _, n := range st.nodes {
+		pool[n.Name] = n.Labels[localcluster.PoolLabel]
+		sum.NodesTotal[pool[n.Name]]++
+		q := n.Status.Allocatable[localcluster.GPUResource]
+		gpuNode[n.Name] = q.Value() > 0
 	}
 	used := map[string]bool{}
-	for _, p := range pods.Items {
-		if p.Spec.NodeName != "" {
+	for i := range st.pods {
+		p := &st.pods[i]
+		if p.Spec.NodeName == "" {
+			continue
+		}
+		if !used[p.Spec.NodeName] {
 			used[p.Spec.NodeName] = true
+			sum.NodesUsed[pool[p.Spec.NodeName]]++
+		}
+		gpus := p.Spec.Containers[0].Resources.Requests[localcluster.GPUResource]
+		if gpus.Value() == 0 && gpuNode[p.Spec.NodeName] {
+			sum.CPUPodsOnGPUNodes++
+		}
+		if gpus.Value() == 8 {
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionTrue {
+					sum.WholeNodeGPUWait = max(sum.WholeNodeGPUWait, c.LastTransitionTime.Sub(p.CreationTimestamp.Time))
+				}
+			}
 		}
 	}
-	s.NodesUsed, s.NodesTotal = map[string]int{}, map[string]int{}
-	for _, n := range nodes.Items {
-		pool := n.Labels[localcluster.PoolLabel]
-		s.NodesTotal[pool]++
-		if used[n.Name] {
-			s.NodesUsed[pool]++
-		}
-	}
-	return nil
+	return sum
 }
 
-// Print writes the summary as tables.
+// Print writes the summary as tables: pods of the kubehtc pass by class, then placement per profile.
 func (s *Summary) Print(out io.Writer) {
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLASS\tPODS\tSCHEDULED\tPENDING\tRUNNING\tSUCCEEDED\tFAILED\t")
+	fmt.Fprintf(tw, "CLASS (%s)\tPODS\tSCHEDULED\tPENDING\tRUNNING\tSUCCEEDED\tFAILED\t\n", s.Profile)
 	for _, cls := range sortedKeys(s.Classes) {
 		c := s.Classes[cls]
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", cls, c.Total, c.Scheduled, c.Pending, c.Running, c.Succeeded, c.Failed)
 	}
 	tw.Flush()
 	fmt.Fprintln(out)
-	fmt.Fprintln(tw, "POOL\tNODES USED\tNODES\t")
+	passes := []*PassSummary{&s.PassSummary}
+	if s.Comparison != nil {
+		passes = []*PassSummary{s.Comparison, &s.PassSummary}
+	}
+	header := "PLACEMENT"
+	for _, p := range passes {
+		header += "\t" + p.Profile
+	}
+	fmt.Fprintln(tw, header+"\t")
 	for _, pool := range sortedKeys(s.NodesTotal) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", pool, s.NodesUsed[pool], s.NodesTotal[pool])
+		row := fmt.Sprintf("nodes used, pool %s (of %d)", pool, s.NodesTotal[pool])
+		for _, p := range passes {
+			row += fmt.Sprintf("\t%d", p.NodesUsed[pool])
+		}
+		fmt.Fprintln(tw, row+"\t")
+	}
+	rows := []struct {
+		name string
+		f    func(p *PassSummary) string
+	}{
+		{"CPU-only pods on GPU nodes", func(p *PassSummary) string { return fmt.Sprint(p.CPUPodsOnGPUNodes) }},
+		{"GPUs fragmented (max; free, no 8-GPU fit)", func(p *PassSummary) string { return fmt.Sprint(p.MaxFragmentedGPUs) }},
+		{"8-GPU job waited", func(p *PassSummary) string { return p.WholeNodeGPUWait.Round(time.Second).String() }},
+		{"time to drain", func(p *PassSummary) string { return p.Drain.Round(100 * time.Millisecond).String() }},
+		{"jobs complete / failed / submitted", func(p *PassSummary) string {
+			return fmt.Sprintf("%d / %d / %d", p.JobsComplete, p.JobsFailed, p.Jobs)
+		}},
+	}
+	for _, r := range rows {
+		row := r.name
+		for _, p := range passes {
+			row += "\t" + r.f(p)
+		}
+		fmt.Fprintln(tw, row+"\t")
 	}
 	tw.Flush()
-	fmt.Fprintf(out, "\nJobs: %d submitted, %d complete, %d failed. Time to drain: %s\n", s.Jobs, s.JobsComplete, s.JobsFailed, s.Drain.Round(100*time.Millisecond))
 }
 
 func sortedKeys[V any](m map[string]V) []string {

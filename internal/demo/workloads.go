@@ -34,12 +34,21 @@ type Workload interface {
 	Submit(ctx context.Context, cs kubernetes.Interface, scale Scale) error
 }
 
-// Scale shrinks or grows the demo; 1 is the default size.
+// Scale is the size of a demo pass and the scheduler profile its pods use; 1 is the default size.
 type Scale struct {
 	// Factor multiplies job counts and replica counts.
 	Factor float64
 	// Runtime multiplies pod runtimes.
 	Runtime float64
+	// SchedulerName is the profile the pass's pods name (default kubehtc); see ProfileFollower.
+	SchedulerName string
+}
+
+// ProfileFollower is implemented by workloads whose pods use Scale.SchedulerName. Only they run in the
+// comparison pass on the default profile (pods made by a controller of kubehtc's, like the gateway's pilots,
+// follow the site's configuration instead).
+type ProfileFollower interface {
+	FollowsSchedulerName()
 }
 
 func (s Scale) n(base int) int {
@@ -57,8 +66,9 @@ var Workloads = []Workload{webServices{}, batchStream{experiment: "atlas"}, batc
 // webServices are Deployments that run until deleted: they must stay spread and unharmed.
 type webServices struct{}
 
-func (webServices) Name() string         { return "web services" }
-func (webServices) Namespaces() []string { return []string{"web"} }
+func (webServices) FollowsSchedulerName() {}
+func (webServices) Name() string          { return "web services" }
+func (webServices) Namespaces() []string  { return []string{"web"} }
 func (webServices) Submit(ctx context.Context, cs kubernetes.Interface, s Scale) error {
 	for i, name := range []string{"indico", "gitlab", "cernbox"} {
 		replicas := int32(s.n(3 + i))
@@ -70,7 +80,7 @@ func (webServices) Submit(ctx context.Context, cs kubernetes.Interface, s Scale)
 				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
 				Template: corev1.PodTemplateSpec{
 					ObjectMeta: metav1.ObjectMeta{Labels: labels},
-					Spec:       podSpec("web", "500m", "1Gi", 0),
+					Spec:       podSpec(s.SchedulerName, "web", "500m", "1Gi", 0),
 				},
 			},
 		}
@@ -84,6 +94,7 @@ func (webServices) Submit(ctx context.Context, cs kubernetes.Interface, s Scale)
 // batchStream is one experiment submitting short multi-pod Jobs over a few seconds.
 type batchStream struct{ experiment string }
 
+func (batchStream) FollowsSchedulerName()  {}
 func (b batchStream) Name() string         { return b.experiment + " batch" }
 func (b batchStream) Namespaces() []string { return []string{b.experiment} }
 func (b batchStream) Submit(ctx context.Context, cs kubernetes.Interface, s Scale) error {
@@ -94,7 +105,7 @@ func (b batchStream) Submit(ctx context.Context, cs kubernetes.Interface, s Scal
 	for i := range jobs {
 		completions := int32(s.n(20))
 		runtime := s.d(time.Duration(3+i%4) * time.Second)
-		spec := podSpec("payload", "4", "8Gi", 0)
+		spec := podSpec(s.SchedulerName, "payload", "4", "8Gi", 0)
 		spec.RestartPolicy = corev1.RestartPolicyNever
 		j := &batchv1.Job{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-reco-%02d", b.experiment, i), Namespace: b.experiment, Labels: map[string]string{demoLabel: "batch"}},
@@ -123,35 +134,55 @@ func (b batchStream) Submit(ctx context.Context, cs kubernetes.Interface, s Scal
 	return nil
 }
 
-// gpuTraining is one training Job on the GPU nodegroup.
+// gpuTraining is the GPU nodegroup's day: six 1-GPU inference jobs, then an 8-GPU training job. Spread over
+// the two GPU nodes, the small jobs leave no node whole and the training waits for them to end; packed, it
+// starts at once.
 type gpuTraining struct{}
 
-func (gpuTraining) Name() string         { return "gpu training" }
-func (gpuTraining) Namespaces() []string { return []string{"ml"} }
+func (gpuTraining) FollowsSchedulerName() {}
+func (gpuTraining) Name() string          { return "gpu training" }
+func (gpuTraining) Namespaces() []string  { return []string{"ml"} }
 func (gpuTraining) Submit(ctx context.Context, cs kubernetes.Interface, s Scale) error {
-	spec := podSpec("trainer", "8", "64Gi", 4)
-	spec.RestartPolicy = corev1.RestartPolicyNever
-	j := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: "train-resnet", Namespace: "ml", Labels: map[string]string{demoLabel: "gpu"}},
-		Spec: batchv1.JobSpec{
-			BackoffLimit: ptr.To[int32](0),
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{
-					Labels:      map[string]string{ClassLabel: "gpu", demoLabel: "gpu"},
-					Annotations: map[string]string{localcluster.RuntimeAnnotation: s.d(10 * time.Second).String()},
+	job := func(name string, gpus int64, cpu, mem string, runtime time.Duration) error {
+		spec := podSpec(s.SchedulerName, "trainer", cpu, mem, gpus)
+		spec.RestartPolicy = corev1.RestartPolicyNever
+		j := &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ml", Labels: map[string]string{demoLabel: "gpu"}},
+			Spec: batchv1.JobSpec{
+				BackoffLimit: ptr.To[int32](0),
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{
+						Labels:      map[string]string{ClassLabel: "gpu", demoLabel: "gpu"},
+						Annotations: map[string]string{localcluster.RuntimeAnnotation: s.d(runtime).String()},
+					},
+					Spec: spec,
 				},
-				Spec: spec,
 			},
-		},
+		}
+		if _, err := cs.BatchV1().Jobs("ml").Create(ctx, j, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("job %s: %w", j.Name, err)
+		}
+		return nil
 	}
-	if _, err := cs.BatchV1().Jobs("ml").Create(ctx, j, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("job %s: %w", j.Name, err)
+	for i := range 6 {
+		if err := job(fmt.Sprintf("inference-%d", i), 1, "4", "32Gi", 15*time.Second); err != nil {
+			return err
+		}
 	}
-	return nil
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(2 * time.Second):
+	}
+	return job("train-resnet", 8, "16", "128Gi", 10*time.Second)
 }
 
-// podSpec is a one-container pod for the kubehtc profile with the given requests (and GPUs as limits).
-func podSpec(name, cpu, memory string, gpus int64) corev1.PodSpec {
+// podSpec is a one-container pod for the given scheduler profile (default kubehtc) with the given requests
+// (and GPUs as limits).
+func podSpec(schedulerName, name, cpu, memory string, gpus int64) corev1.PodSpec {
+	if schedulerName == "" {
+		schedulerName = scheduler.ProfileName
+	}
 	req := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(memory)}
 	var lim corev1.ResourceList
 	if gpus > 0 {
@@ -159,7 +190,7 @@ func podSpec(name, cpu, memory string, gpus int64) corev1.PodSpec {
 		req[localcluster.GPUResource] = *resource.NewQuantity(gpus, resource.DecimalSI)
 	}
 	return corev1.PodSpec{
-		SchedulerName: scheduler.ProfileName,
+		SchedulerName: schedulerName,
 		Containers: []corev1.Container{{
 			Name:      name,
 			Image:     "registry.cern.ch/kubehtc/" + name + ":latest",
