@@ -163,7 +163,7 @@ func (a *Authenticator) VerifyCertificate(chain []*x509.Certificate) (*Identity,
 	if len(chain) == 0 {
 		return nil, unauthenticated("no verified client certificate")
 	}
-	dn := OpenSSLDN(chain[0].Subject)
+	dn := OpenSSLDN(chain[0])
 	vo, ok := a.site.VOForCertificate(config.CertificateIdentity{DN: dn})
 	if !ok {
 		return nil, status.Errorf(codes.PermissionDenied, "certificate %q is not mapped to any VO", dn)
@@ -197,10 +197,16 @@ var shortNames = map[string]string{
 	"0.9.2342.19200300.100.1.25": "DC", "1.2.840.113549.1.9.1": "emailAddress", "0.9.2342.19200300.100.1.1": "UID",
 }
 
-// OpenSSLDN renders a name in the slash form of grid-mapfiles: /DC=ch/DC=cern/OU=Users/CN=Jane Doe.
-func OpenSSLDN(n pkix.Name) string {
+// OpenSSLDN renders a certificate's subject in the slash form of grid-mapfiles, in certificate order:
+// /DC=ch/DC=cern/OU=Users/CN=Jane Doe. It reads the raw subject, because the parsed pkix.Name drops
+// attributes it has no field for (DC, UID).
+func OpenSSLDN(cert *x509.Certificate) string {
+	var rdns pkix.RDNSequence
+	if rest, err := asn1.Unmarshal(cert.RawSubject, &rdns); err != nil || len(rest) > 0 {
+		rdns = cert.Subject.ToRDNSequence()
+	}
 	var b strings.Builder
-	for _, rdn := range n.ToRDNSequence() {
+	for _, rdn := range rdns {
 		for _, atv := range rdn {
 			name, ok := shortNames[atv.Type.String()]
 			if !ok {
