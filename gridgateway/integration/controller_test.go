@@ -31,6 +31,7 @@ func gridJob(ns, name string, env ...kubehtcv1alpha1.EnvVar) *kubehtcv1alpha1.Gr
 func waitState(t *testing.T, ns, name string, want kubehtcv1alpha1.GridJobState) *kubehtcv1alpha1.GridJob {
 	t.Helper()
 	var gj kubehtcv1alpha1.GridJob
+	defer func(start time.Time) { t.Logf("GridJob %s %s after %s", name, want, time.Since(start).Round(time.Millisecond)) }(time.Now())
 	poll(t, 2*time.Minute, fmt.Sprintf("GridJob %s/%s %s", ns, name, want), func(ctx context.Context) (bool, error) {
 		if err := kc.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &gj); err != nil {
 			return false, err
@@ -133,7 +134,8 @@ func TestControllerLifecycle(t *testing.T) {
 		t.Errorf("pod of a job with a token credential has no BEARER_TOKEN_FILE")
 	}
 
-	// Deleting a GridJob garbage-collects its Pod and Secret.
+	// Deleting a GridJob garbage-collects its Pod and Secret. The garbage collector picks up a new CRD at its
+	// next discovery resync (every 30 s), so this can take that long the first time.
 	if err := kc.Delete(ctx, waiting, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
 		t.Fatal(err)
 	}
