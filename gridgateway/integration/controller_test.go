@@ -31,7 +31,9 @@ func gridJob(ns, name string, env ...kubehtcv1alpha1.EnvVar) *kubehtcv1alpha1.Gr
 func waitState(t *testing.T, ns, name string, want kubehtcv1alpha1.GridJobState) *kubehtcv1alpha1.GridJob {
 	t.Helper()
 	var gj kubehtcv1alpha1.GridJob
-	defer func(start time.Time) { t.Logf("GridJob %s %s after %s", name, want, time.Since(start).Round(time.Millisecond)) }(time.Now())
+	defer func(start time.Time) {
+		t.Logf("GridJob %s %s after %s", name, want, time.Since(start).Round(time.Millisecond))
+	}(time.Now())
 	poll(t, 2*time.Minute, fmt.Sprintf("GridJob %s/%s %s", ns, name, want), func(ctx context.Context) (bool, error) {
 		if err := kc.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &gj); err != nil {
 			return false, err
