@@ -39,7 +39,7 @@ const (
 	MaxCredentialBytes = 64 << 10
 	// MaxInputBytes bounds all uploaded inputs of one job together (they live in a ConfigMap).
 	MaxInputBytes = 768 << 10
-	// ClientKeyLabel carries a hash of the client key on a GridJob (the key itself is in the spec).
+	// jobNamePrefix starts every GridJob name the gateway makes (and every job id after the namespace).
 	jobNamePrefix = "gj-"
 )
 
