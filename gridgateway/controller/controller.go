@@ -117,6 +117,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		// Nothing changes a finished job.
 	case podExists:
 		r.observe(st, &pod)
+		if st.State == kubehtcv1alpha1.StateFailed && pod.Status.Phase == corev1.PodPending && pod.DeletionTimestamp == nil {
+			// An image or container-config failure: the Pod would wait forever holding its resources.
+			if err := r.Delete(ctx, &pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
+				return ctrl.Result{}, err
+			}
+		}
 	case st.PodName != "":
 		// The Pod existed and is gone without a cancel (evicted, deleted by someone else).
 		r.setState(st, kubehtcv1alpha1.StateFailed, translate.ReasonPodLost, "the job's pod disappeared")
