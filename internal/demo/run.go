@@ -135,6 +135,9 @@ func Run(ctx context.Context, cs kubernetes.Interface, out io.Writer, opts Optio
 	return sum, nil
 }
 
+// maxObserveFailures is how many progress ticks in a row may fail to list the workload's objects.
+const maxObserveFailures = 20
+
 // runPass creates the workloads' namespaces, submits them and shows progress until they drain.
 func runPass(ctx context.Context, cs kubernetes.Interface, out io.Writer, workloads []Workload, scale Scale, opts Options) (*PassSummary, error) {
 	for _, w := range workloads {
@@ -169,6 +172,7 @@ func runPass(ctx context.Context, cs kubernetes.Interface, out io.Writer, worklo
 	p := &progress{out: out, live: opts.Live}
 	var submitDone bool
 	var maxFragmented int64
+	failures := 0
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -186,11 +190,14 @@ func runPass(ctx context.Context, cs kubernetes.Interface, out io.Writer, worklo
 		}
 		st, err := observe(ctx, cs)
 		if err != nil {
-			if ctx.Err() != nil {
-				continue
+			// A list can fail transiently (an HTTP/2 stream reset under load); give up only if it keeps failing.
+			if failures++; ctx.Err() == nil && failures > maxObserveFailures {
+				p.finish()
+				return nil, err
 			}
-			return nil, err
+			continue
 		}
+		failures = 0
 		maxFragmented = max(maxFragmented, st.fragmentation.Fragmented)
 		p.show(time.Since(start), st)
 		if submitDone && st.drained() {

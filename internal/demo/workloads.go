@@ -99,19 +99,20 @@ func (b batchStream) Name() string         { return b.experiment + " batch" }
 func (b batchStream) Namespaces() []string { return []string{b.experiment} }
 func (b batchStream) Submit(ctx context.Context, cs kubernetes.Interface, s Scale) error {
 	jobs := s.n(8)
-	// 16 jobs x 10 pods x 4 cpu in flight is more than the default CPU pools hold (384 cpu): pods queue.
+	// 2 experiments x 8 jobs x 6 pods x 2 cpu in flight: 192 of the CPU pools' 384 cpu, leaving room for
+	// the pilots, so that no CPU pod needs a GPU node and the placement comparison is about policy.
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for i := range jobs {
 		completions := int32(s.n(20))
 		runtime := s.d(time.Duration(3+i%4) * time.Second)
-		spec := podSpec(s.SchedulerName, "payload", "4", "8Gi", 0)
+		spec := podSpec(s.SchedulerName, "payload", "2", "4Gi", 0)
 		spec.RestartPolicy = corev1.RestartPolicyNever
 		j := &batchv1.Job{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-reco-%02d", b.experiment, i), Namespace: b.experiment, Labels: map[string]string{demoLabel: "batch"}},
 			Spec: batchv1.JobSpec{
 				Completions:  &completions,
-				Parallelism:  ptr.To(min(completions, 10)),
+				Parallelism:  ptr.To(min(completions, 6)),
 				BackoffLimit: ptr.To[int32](3),
 				Template: corev1.PodTemplateSpec{
 					ObjectMeta: metav1.ObjectMeta{
