@@ -3,8 +3,6 @@ package demo
 import (
 	"bytes"
 	"context"
-	"flag"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -13,33 +11,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubehtc/kubehtc/internal/localcluster"
+	"github.com/kubehtc/kubehtc/internal/localcluster/clustertest"
 )
 
 var cluster *localcluster.Cluster
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	var err error
-	if cluster, err = localcluster.Start(context.Background(), localcluster.Options{}); err != nil {
-		fmt.Fprintln(os.Stderr, "starting the local cluster:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := cluster.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping the local cluster:", err)
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(clustertest.Main(m, localcluster.Options{}, &cluster)) }
 
 // TestDemoDrains runs the demo at half size and checks what its summary claims against the cluster.
 func TestDemoDrains(t *testing.T) {
-	if cluster == nil {
-		t.Skip("integration test: needs the local cluster (not started with -short)")
-	}
+	clustertest.Require(t, cluster)
 	var out bytes.Buffer
 	sum, err := Run(context.Background(), cluster.Client(), &out, Options{Scale: Scale{Factor: 0.5, Runtime: 0.5}, Compare: true})
 	t.Log("\n" + out.String())

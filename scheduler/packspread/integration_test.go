@@ -2,7 +2,6 @@ package packspread_test
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubehtc/kubehtc/internal/localcluster"
+	"github.com/kubehtc/kubehtc/internal/localcluster/clustertest"
 	"github.com/kubehtc/kubehtc/scheduler"
 	"github.com/kubehtc/kubehtc/scheduler/packspread"
 )
@@ -28,10 +28,6 @@ import (
 var cluster *localcluster.Cluster
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
 	pools := localcluster.NodePoolsConfig{}
 	for _, z := range []string{"a", "b", "c"} {
 		pools.Pools = append(pools.Pools, localcluster.NodePool{Name: "cpu-" + z, Count: 15, CPU: "32", Memory: "128Gi", Zone: "zone-" + z})
@@ -41,17 +37,7 @@ func TestMain(m *testing.M) {
 		localcluster.NodePool{Name: "gpu-b", Count: 3, CPU: "64", Memory: "512Gi", Zone: "zone-b", GPUs: 8, GPUModel: "A100"},
 		localcluster.NodePool{Name: "gpu-c", Count: 3, CPU: "64", Memory: "512Gi", Zone: "zone-c", GPUs: 8, GPUModel: "A100"},
 	)
-	var err error
-	if cluster, err = localcluster.Start(context.Background(), localcluster.Options{NodePools: pools}); err != nil {
-		fmt.Fprintln(os.Stderr, "starting the local cluster:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := cluster.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping the local cluster:", err)
-		code = 1
-	}
-	os.Exit(code)
+	os.Exit(clustertest.Main(m, localcluster.Options{NodePools: pools}, &cluster))
 }
 
 // Scenario sizes. Batch: 450x1 + 100x2 + 30x4 + 20x8 = 930 cpu, at most ceil(930/32)+1 = 31 nodes when packed.
@@ -119,9 +105,7 @@ func (o outcome) String() string {
 }
 
 func TestPlacementScenario(t *testing.T) {
-	if cluster == nil {
-		t.Skip("integration test: needs the local cluster (not started with -short)")
-	}
+	clustertest.Require(t, cluster)
 	results := map[string]outcome{}
 	for _, profile := range []string{"default-scheduler", scheduler.ProfileName} {
 		o := runScenario(t, cluster.Client(), profile)

@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubehtc/kubehtc/internal/localcluster"
+	"github.com/kubehtc/kubehtc/internal/localcluster/clustertest"
 	"github.com/kubehtc/kubehtc/scheduler"
 )
 
@@ -76,16 +77,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "pod list:", err)
 		os.Exit(1)
 	}
-	if cluster, err = localcluster.Start(context.Background(), localcluster.Options{NodePools: NodePools(nodes)}); err != nil {
-		fmt.Fprintln(os.Stderr, "starting the local cluster:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := cluster.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping the local cluster:", err)
-		code = 1
-	}
-	os.Exit(code)
+	os.Exit(clustertest.Main(m, localcluster.Options{NodePools: NodePools(nodes)}, &cluster))
 }
 
 // replayResult is the state when the first GPU pod could not be placed (or the trace ended).
@@ -100,9 +92,7 @@ func (r replayResult) unallocated() float64 { return 1 - float64(r.gpuAlloc)/flo
 // TestAlibabaFragmentation replays the openb pods in creation order with each profile until the first GPU
 // pod cannot be placed, and reports the fraction of GPU capacity left unallocated then (the ATC'23 measure).
 func TestAlibabaFragmentation(t *testing.T) {
-	if cluster == nil {
-		t.Skip("needs the local cluster and the trace")
-	}
+	clustertest.Require(t, cluster)
 	results := map[string]replayResult{}
 	for _, profile := range []string{"default-scheduler", scheduler.ProfileName} {
 		r := replay(t, cluster.Client(), profile)
