@@ -35,7 +35,8 @@ func (gridPilots) Submit(ctx context.Context, cs kubernetes.Interface, s Scale) 
 	if err != nil {
 		return err
 	}
-	pilots := s.n(24)
+	// 2 VOs x 16 pilots x 4 cores: with the batch streams, the load fits the CPU pools (see batchStream).
+	pilots := s.n(16)
 	ids := map[string][]string{}
 	for _, vo := range localgateway.VOs {
 		c, conn, err := gw.Dial(vo)
@@ -45,7 +46,7 @@ func (gridPilots) Submit(ctx context.Context, cs kubernetes.Interface, s Scale) 
 		defer conn.Close()
 		for i := range pilots {
 			desc := &gatewayv1.JobDescription{
-				Name: fmt.Sprintf("%s-pilot-%03d", vo, i), Queue: vo + "-prod", Cores: 8, MemoryMib: 16000,
+				Name: fmt.Sprintf("%s-pilot-%03d", vo, i), Queue: vo + "-prod", Cores: 4, MemoryMib: 8000,
 				Executable: "runpilot2-wrapper.sh", Arguments: []string{"-q", vo + "-prod"},
 				RuntimeEnvironments: []string{"APPS/HEP/" + map[string]string{"atlas": "ATLAS", "cms": "CMS"}[vo] + "-SITE"},
 				Environment:         map[string]string{translate.SimRuntimeEnv: s.d(time.Duration(4+i%3) * time.Second).String(), "PILOT_NOKILL": "YES"},
