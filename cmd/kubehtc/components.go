@@ -15,9 +15,10 @@ import (
 
 // localComponents are the kubehtc parts `up` and `demo` run inside the local cluster.
 func localComponents() []localcluster.Component {
+	opts := controllermanager.DefaultOptions()
 	// Simulated pilots run for the time their description asks (the local cluster's runtime annotation).
-	controllermanager.GridJobOptions.Pod.Simulation = true
-	return []localcluster.Component{crdComponent(), controllerComponent(controllermanager.Options{}), gatewayComponent()}
+	opts.GridJob.Pod.Simulation = true
+	return []localcluster.Component{crdComponent(), controllerComponent(opts), gatewayComponent()}
 }
 
 // crdComponent installs kubehtc's CRDs (deploy/crds) before the controllers start.

@@ -22,13 +22,8 @@ import (
 	"github.com/kubehtc/kubehtc/csi/inject"
 )
 
-const (
-	// Path is where the webhook server serves the mount injection.
-	Path = "/mutate-v1-pod-kubehtc-mounts"
-	// EnvCVMFSDriver and EnvEOSDriver override inject's default drivers in the controller's environment.
-	EnvCVMFSDriver = "KUBEHTC_CVMFS_CSI_DRIVER"
-	EnvEOSDriver   = "KUBEHTC_EOS_CSI_DRIVER"
-)
+// Path is where the webhook server serves the mount injection.
+const Path = "/mutate-v1-pod-kubehtc-mounts"
 
 // Mounts is the admission handler.
 type Mounts struct {
@@ -36,11 +31,6 @@ type Mounts struct {
 	Options inject.Options
 	// Decoder decodes pods.
 	Decoder admission.Decoder
-}
-
-// OptionsFromEnv reads the driver names from the environment (getenv is os.Getenv).
-func OptionsFromEnv(getenv func(string) string) inject.Options {
-	return inject.Options{CVMFSDriver: getenv(EnvCVMFSDriver), EOSDriver: getenv(EnvEOSDriver)}
 }
 
 // Register adds the webhook to mgr's webhook server.

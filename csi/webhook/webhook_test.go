@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/kubehtc/kubehtc/csi/inject"
 )
 
 func handle(t *testing.T, pod *corev1.Pod) admission.Response {
@@ -24,7 +26,7 @@ func handle(t *testing.T, pod *corev1.Pod) admission.Response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &Mounts{Options: OptionsFromEnv(func(k string) string { return map[string]string{EnvEOSDriver: "eos.example"}[k] }), Decoder: admission.NewDecoder(scheme)}
+	m := &Mounts{Options: inject.Options{EOSDriver: "eos.example"}, Decoder: admission.NewDecoder(scheme)}
 	return m.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
 		Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw},
 	}})

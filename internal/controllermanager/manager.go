@@ -15,6 +15,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/kubehtc/kubehtc/csi/inject"
+	gridcontroller "github.com/kubehtc/kubehtc/gridgateway/controller"
+	"github.com/kubehtc/kubehtc/gridgateway/translate"
 )
 
 // Setup registers one controller or webhook with the manager. Options carry site configuration.
@@ -44,6 +48,16 @@ type Options struct {
 	LeaderElection bool
 	// Namespace for leader election and other namespaced state of the controller itself.
 	Namespace string
+	// GridJob configures the GridJob controller (Pods' scheduler, CVMFS volumes, simulation).
+	GridJob gridcontroller.Options
+	// Mounts configures the CVMFS/EOS mount-injection webhook (which CSI drivers it targets).
+	Mounts inject.Options
+}
+
+// DefaultOptions are the options of a production kubehtc-controller: GridJob Pods on the kubehtc scheduler
+// profile, CVMFS as inline volumes of CERN's cvmfs-csi driver (inject's default drivers).
+func DefaultOptions() Options {
+	return Options{GridJob: gridcontroller.Options{Pod: translate.PodOptions{SchedulerName: "kubehtc"}}}
 }
 
 // Scheme returns the scheme with the built-in types and every Setup's types.

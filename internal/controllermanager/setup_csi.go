@@ -1,8 +1,6 @@
 package controllermanager
 
 import (
-	"os"
-
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	csiwebhook "github.com/kubehtc/kubehtc/csi/webhook"
@@ -17,7 +15,7 @@ func init() {
 			if opts.WebhookCertDir == "" {
 				return nil
 			}
-			csiwebhook.Register(mgr, csiwebhook.OptionsFromEnv(os.Getenv))
+			csiwebhook.Register(mgr, opts.Mounts)
 			return nil
 		},
 	})

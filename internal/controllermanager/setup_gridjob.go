@@ -7,25 +7,20 @@ import (
 
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	gridcontroller "github.com/kubehtc/kubehtc/gridgateway/controller"
-	"github.com/kubehtc/kubehtc/gridgateway/translate"
 )
-
-// GridJobOptions configure the GridJob controller of managers built afterwards. The default runs Pods on
-// kubehtc's scheduler profile with CVMFS as inline CSI volumes; the local cluster turns on Simulation.
-var GridJobOptions = gridcontroller.Options{Pod: translate.PodOptions{SchedulerName: "kubehtc"}}
 
 func init() {
 	Setups = append(Setups, Setup{
 		Name:        "gridjob",
 		AddToScheme: kubehtcv1alpha1.AddToScheme,
-		Register: func(mgr ctrl.Manager, _ Options) error {
+		Register: func(mgr ctrl.Manager, opts Options) error {
 			// Without the CRD (deploy/crds) the controller could never sync: say so and run the others.
 			gk := kubehtcv1alpha1.GroupVersion.WithKind("GridJob").GroupKind()
 			if _, err := mgr.GetRESTMapper().RESTMapping(gk, kubehtcv1alpha1.GroupVersion.Version); meta.IsNoMatchError(err) {
 				klog.Background().Error(err, "GridJob CRD is not installed: the GridJob controller does not run (install deploy/crds)")
 				return nil
 			}
-			r := &gridcontroller.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: GridJobOptions}
+			r := &gridcontroller.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts.GridJob}
 			return r.SetupWithManager(mgr)
 		},
 	})
