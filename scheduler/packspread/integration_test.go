@@ -13,7 +13,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -108,9 +107,12 @@ func TestPlacementScenario(t *testing.T) {
 	clustertest.Require(t, cluster)
 	results := map[string]outcome{}
 	for _, profile := range []string{"default-scheduler", scheduler.ProfileName} {
-		o := runScenario(t, cluster.Client(), profile)
-		t.Logf("%-17s %s", profile, o)
-		results[profile] = o
+		// A subtest each, so that the namespace's cleanup frees the nodes before the next profile runs.
+		t.Run(profile, func(t *testing.T) {
+			o := runScenario(t, cluster.Client(), profile)
+			t.Logf("%-17s %s", profile, o)
+			results[profile] = o
+		})
 	}
 	o := results[scheduler.ProfileName]
 	if o.deploymentsOnDistinctNodes != deployments || o.deploymentsInTwoZones != deployments {
@@ -138,14 +140,7 @@ func runScenario(t *testing.T, cs kubernetes.Interface, profile string) outcome 
 	t.Helper()
 	ctx := context.Background()
 	ns := "placement-" + profile
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	defer deleteNamespace(t, cs, ns)
-	poll(t, time.Minute, func(ctx context.Context) (bool, error) {
-		_, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
-	})
+	clustertest.Namespace(t, cs, ns)
 
 	items := scenarioItems()
 	for _, it := range items {
@@ -167,7 +162,7 @@ func runScenario(t *testing.T, cs kubernetes.Interface, profile string) outcome 
 	// Settled: every pod was bound or found unschedulable, and nothing was bound for a while.
 	var pods []v1.Pod
 	lastBound, stableSince := -1, time.Now()
-	poll(t, 5*time.Minute, func(ctx context.Context) (bool, error) {
+	clustertest.Poll(t, 5*time.Minute, func(ctx context.Context) (bool, error) {
 		l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, nil
@@ -304,24 +299,4 @@ func webSpec(profile string) v1.PodSpec {
 	spec := scenarioPod("", profile, 0, 0, 0).Spec
 	spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceCPU: resource.MustParse("500m"), v1.ResourceMemory: resource.MustParse("512Mi")}
 	return spec
-}
-
-func deleteNamespace(t *testing.T, cs kubernetes.Interface, ns string) {
-	t.Helper()
-	ctx := context.Background()
-	if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
-		t.Errorf("deleting namespace %s: %v", ns, err)
-		return
-	}
-	poll(t, 5*time.Minute, func(ctx context.Context) (bool, error) {
-		l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: 1})
-		return err == nil && len(l.Items) == 0, nil
-	})
-}
-
-func poll(t *testing.T, timeout time.Duration, cond wait.ConditionWithContextFunc) {
-	t.Helper()
-	if err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, timeout, true, cond); err != nil {
-		t.Fatalf("waiting: %v", err)
-	}
 }

@@ -12,7 +12,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -95,10 +94,13 @@ func TestAlibabaFragmentation(t *testing.T) {
 	clustertest.Require(t, cluster)
 	results := map[string]replayResult{}
 	for _, profile := range []string{"default-scheduler", scheduler.ProfileName} {
-		r := replay(t, cluster.Client(), profile)
-		t.Logf("%-17s first unplaceable GPU pod: %s; pods placed before it %d of %d; GPUs allocated %d of %d; unallocated %.1f%%",
-			profile, r.stoppedAt, r.placed, r.submitted, r.gpuAlloc, r.gpuTotal, 100*r.unallocated())
-		results[profile] = r
+		// A subtest each, so that the namespace's cleanup frees the nodes before the next profile runs.
+		t.Run(profile, func(t *testing.T) {
+			r := replay(t, cluster.Client(), profile)
+			t.Logf("%-17s first unplaceable GPU pod: %s; pods placed before it %d of %d; GPUs allocated %d of %d; unallocated %.1f%%",
+				profile, r.stoppedAt, r.placed, r.submitted, r.gpuAlloc, r.gpuTotal, 100*r.unallocated())
+			results[profile] = r
+		})
 	}
 	def, ours := results["default-scheduler"], results[scheduler.ProfileName]
 	if ours.placed == 0 || def.placed == 0 {
@@ -114,22 +116,7 @@ func replay(t *testing.T, cs kubernetes.Interface, profile string) replayResult 
 	t.Helper()
 	ctx := context.Background()
 	ns := "alibaba-" + profile
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
-			t.Error(err)
-		}
-		poll(t, 10*time.Minute, func(ctx context.Context) (bool, error) {
-			l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: 1})
-			return err == nil && len(l.Items) == 0, nil
-		})
-	}()
-	poll(t, time.Minute, func(ctx context.Context) (bool, error) {
-		_, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
-	})
+	clustertest.Namespace(t, cs, ns)
 	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +169,7 @@ const (
 func waitDecided(t *testing.T, cs kubernetes.Interface, ns string, n int) []podState {
 	t.Helper()
 	states := make([]podState, n)
-	poll(t, 10*time.Minute, func(ctx context.Context) (bool, error) {
+	clustertest.Poll(t, 10*time.Minute, func(ctx context.Context) (bool, error) {
 		l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 		if err != nil {
 			return false, nil
@@ -239,11 +226,4 @@ func replayPod(i int, p Pod, profile string) *v1.Pod {
 		}}}
 	}
 	return pod
-}
-
-func poll(t *testing.T, timeout time.Duration, cond wait.ConditionWithContextFunc) {
-	t.Helper()
-	if err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, timeout, true, cond); err != nil {
-		t.Fatalf("waiting: %v", err)
-	}
 }

@@ -14,6 +14,12 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubehtc/kubehtc/internal/localcluster"
 )
@@ -48,4 +54,37 @@ func Require(t testing.TB, c *localcluster.Cluster) *localcluster.Cluster {
 		t.Skip("integration test: needs the local cluster (not started with -short)")
 	}
 	return c
+}
+
+// Poll waits until cond is true, failing the test after timeout.
+func Poll(t testing.TB, timeout time.Duration, cond wait.ConditionWithContextFunc) {
+	t.Helper()
+	if err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, timeout, true, cond); err != nil {
+		t.Fatalf("waiting: %v", err)
+	}
+}
+
+// Namespace creates namespace ns and waits for its default ServiceAccount (the ServiceAccount admission
+// plugin rejects pods until it exists). Cleanup deletes the namespace and waits until its pods are gone, so
+// the next test starts on empty nodes.
+func Namespace(t testing.TB, cs kubernetes.Interface, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating namespace %s: %v", ns, err)
+	}
+	t.Cleanup(func() {
+		if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+			t.Errorf("deleting namespace %s: %v", ns, err)
+			return
+		}
+		Poll(t, 10*time.Minute, func(ctx context.Context) (bool, error) {
+			l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: 1})
+			return err == nil && len(l.Items) == 0, nil
+		})
+	})
+	Poll(t, time.Minute, func(ctx context.Context) (bool, error) {
+		_, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	})
 }
