@@ -157,7 +157,7 @@ type QueueStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=q,categories=kubehtc
-// +kubebuilder:validation:XValidation:rule="self.metadata.name == 'root' ? !has(self.spec.parent) || self.spec.parent == ” : has(self.spec.parent) && self.spec.parent != ”",message="the Queue named root has no parent; every other Queue has one"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name == 'root' ? (!has(self.spec.parent) || size(self.spec.parent) == 0) : (has(self.spec.parent) && size(self.spec.parent) > 0)",message="the Queue named root has no parent; every other Queue has one"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name == 'root' || !has(self.spec.policy)",message="spec.policy is allowed only on the Queue named root"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name != self.spec.parent",message="a Queue cannot be its own parent"
 // +kubebuilder:printcolumn:name="Parent",type=string,JSONPath=`.spec.parent`
