@@ -130,8 +130,8 @@ func TestCharge(t *testing.T) {
 		req  corev1.ResourceList
 		want float64
 	}{
-		{"one core", corev1.ResourceList{"cpu": resource.MustParse("1"), "memory": resource.MustParse("2Gi")}, 1},             // max(1, 2/4)
-		{"memory dominant", corev1.ResourceList{"cpu": resource.MustParse("500m"), "memory": resource.MustParse("8Gi")}, 2},  // max(0.5, 8/4)
+		{"one core", corev1.ResourceList{"cpu": resource.MustParse("1"), "memory": resource.MustParse("2Gi")}, 1},                    // max(1, 2/4)
+		{"memory dominant", corev1.ResourceList{"cpu": resource.MustParse("500m"), "memory": resource.MustParse("8Gi")}, 2},          // max(0.5, 8/4)
 		{"one GPU worth 8 cores", corev1.ResourceList{"cpu": resource.MustParse("2"), "nvidia.com/gpu": resource.MustParse("1")}, 8}, // max(2, 1/0.125)
 		{"uncharged resource", corev1.ResourceList{"ephemeral-storage": resource.MustParse("100Gi")}, 0},
 		{"nothing", nil, 0},
@@ -217,7 +217,10 @@ func TestBuild(t *testing.T) {
 func TestDivide(t *testing.T) {
 	withG := func(x kubehtcv1alpha1.Queue, g string) kubehtcv1alpha1.Queue { x.Spec.Guaranteed = cores(g); return x }
 	noSurplus := func(x kubehtcv1alpha1.Queue) kubehtcv1alpha1.Queue { x.Spec.AcceptSurplus = ptr.To(false); return x }
-	lend := func(x kubehtcv1alpha1.Queue, pct int32) kubehtcv1alpha1.Queue { x.Spec.LendablePercent = ptr.To(pct); return x }
+	lend := func(x kubehtcv1alpha1.Queue, pct int32) kubehtcv1alpha1.Queue {
+		x.Spec.LendablePercent = ptr.To(pct)
+		return x
+	}
 	cases := []struct {
 		name        string
 		queues      []kubehtcv1alpha1.Queue
