@@ -9,6 +9,7 @@ ensure_go
 start=$(date +%s)
 echo "== lint"
 hack/lint.sh
+hack/ensure-lazypull-deps.sh # containerd, runc, fuse3, registry for snapshotter/integration
 echo "== go test ./... (unit + integration + e2e)"
 # One compile of the shared Kubernetes packages serves every test binary (the build cache).
 go test -count=1 -timeout 25m "$@" ./...
