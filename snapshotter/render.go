@@ -163,3 +163,34 @@ func quote(s string) string {
 	b.WriteByte('"')
 	return b.String()
 }
+
+// Paths where the node files go.
+const (
+	// ContainerdFragmentPath is where the containerd fragment goes; containerd 2.x imports conf.d by default,
+	// 1.6/1.7 need `imports = ["/etc/containerd/conf.d/*.toml"]` in config.toml.
+	ContainerdFragmentPath = "/etc/containerd/conf.d/kubehtc-snapshotter.toml"
+	// SnapshotterConfigPath is kubehtc-snapshotter's default -config.
+	SnapshotterConfigPath = "/etc/kubehtc-snapshotter/config.toml"
+)
+
+// NodeFile is a rendered node file and where it goes.
+type NodeFile struct {
+	// Path is the file's place on the node.
+	Path string
+	// Content is the file's content.
+	Content string
+}
+
+// NodeFiles renders both node files of a site for a containerd version: the containerd fragment, then the
+// snapshotter's configuration.
+func NodeFiles(s *Site, v ContainerdVersion) ([]NodeFile, error) {
+	frag, err := RenderContainerd(s, v)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := RenderSnapshotterConfig(&s.Snapshotter)
+	if err != nil {
+		return nil, err
+	}
+	return []NodeFile{{Path: ContainerdFragmentPath, Content: frag}, {Path: SnapshotterConfigPath, Content: cfg}}, nil
+}

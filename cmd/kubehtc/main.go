@@ -21,6 +21,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newUpCommand(), newDemoCommand())
+	root.AddCommand(newSnapshotterCommand(), newImageCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "kubehtc:", err)
 		stop()
