@@ -1,6 +1,7 @@
-// Command kubehtc-gateway is the grid gateway: pilot factories submit jobs over gRPC (gridgateway/api/v1),
-// authenticated with WLCG tokens or mTLS client certificates; each job becomes a GridJob that
-// kubehtc-controller turns into a Pod.
+// Command kubehtc-gateway is the grid gateway: pilot factories submit jobs over gRPC (gridgateway/api/v1)
+// or the ARC CE REST interface (gridgateway/arcrest, with -arc-listen), authenticated with WLCG tokens,
+// mTLS client certificates or RFC 3820 proxies; each job becomes a GridJob that kubehtc-controller turns
+// into a Pod.
 package main
 
 import (
@@ -23,6 +24,10 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubehtc/kubehtc/gridgateway/arcrest"
 	"github.com/kubehtc/kubehtc/gridgateway/auth"
 	"github.com/kubehtc/kubehtc/gridgateway/config"
 	"github.com/kubehtc/kubehtc/gridgateway/server"
@@ -38,20 +43,27 @@ func main() {
 		insecure  = flag.Bool("insecure", false, "serve plaintext gRPC (development only; tokens travel in clear)")
 		httpAddr  = flag.String("http-listen", ":8080", "address of /metrics, /healthz and /readyz (empty disables)")
 		shutdownT = flag.Duration("shutdown-timeout", 10*time.Second, "grace period for in-flight calls on SIGTERM")
+		arc       arcFlags
 	)
+	flag.StringVar(&arc.listen, "arc-listen", "", "ARC CE REST listen address (HTTPS, e.g. :443; empty disables); uses -tls-cert and -tls-key")
+	flag.StringVar(&arc.caDir, "arc-ca-dir", "/etc/grid-security/certificates", "CA directory (IGTF layout, hash links) for client proxies and delegations")
+	flag.StringVar(&arc.sessionDir, "arc-session-dir", "/var/lib/kubehtc/sessions", "session store directory (a ReadWriteMany volume shared with the job Pods)")
+	flag.StringVar(&arc.publicURL, "arc-public-url", "", "endpoint URL published in GLUE2, e.g. https://ce.example.org/arex (empty: from the request's Host)")
+	flag.Int64Var(&arc.maxUpload, "arc-max-upload-bytes", 1<<30, "largest file a client may upload to a session directory (413 beyond)")
+	flag.DurationVar(&arc.lifetime, "arc-session-lifetime", 7*24*time.Hour, "how long a finished job and its session directory are kept")
 	klog.InitFlags(nil)
 	flag.Parse()
 	logger := klog.Background()
 	ctx, stop := signal.NotifyContext(klog.NewContext(context.Background(), logger), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *siteFile, *listen, *certFile, *keyFile, *clientCA, *insecure, *httpAddr, *shutdownT); err != nil {
+	if err := run(ctx, *siteFile, *listen, *certFile, *keyFile, *clientCA, *insecure, *httpAddr, *shutdownT, arc); err != nil {
 		logger.Error(err, "kubehtc-gateway failed")
 		klog.Flush()
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, siteFile, listen, certFile, keyFile, clientCA string, insecure bool, httpAddr string, shutdown time.Duration) error {
+func run(ctx context.Context, siteFile, listen, certFile, keyFile, clientCA string, insecure bool, httpAddr string, shutdown time.Duration, arc arcFlags) error {
 	site, err := config.Load(siteFile)
 	if err != nil {
 		return err
@@ -83,6 +95,11 @@ func run(ctx context.Context, siteFile, listen, certFile, keyFile, clientCA stri
 			}
 		}()
 		defer hs.Close()
+	}
+	if arc.listen != "" {
+		if err := startARC(ctx, arc, site, a, restConfig, certFile, keyFile, shutdown); err != nil {
+			return err
+		}
 	}
 	lis, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -117,4 +134,55 @@ func serverTLS(certFile, keyFile, clientCA string, insecure bool) (*tls.Config, 
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.VerifyClientCertIfGiven
 	}
 	return cfg, nil
+}
+
+// arcFlags are the ARC REST interface's flags.
+type arcFlags struct {
+	listen, caDir, sessionDir, publicURL string
+	maxUpload                            int64
+	lifetime                             time.Duration
+}
+
+// startARC serves the ARC CE REST interface beside the gRPC API and runs its output collector.
+func startARC(ctx context.Context, f arcFlags, site *config.Site, a *auth.Authenticator, restConfig *rest.Config, certFile, keyFile string, shutdown time.Duration) error {
+	if certFile == "" || keyFile == "" {
+		return errors.New("-arc-listen needs -tls-cert and -tls-key")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return err
+	}
+	cas, n, err := arcrest.LoadCADirOrNil(f.caDir)
+	if err != nil {
+		return err
+	}
+	c, err := server.NewClient(restConfig)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return err
+	}
+	store, err := arcrest.NewFileStore(f.sessionDir)
+	if err != nil {
+		return err
+	}
+	srv, err := arcrest.New(arcrest.Options{Site: site, Auth: a, CAs: cas, Client: c, Store: store, PublicURL: f.publicURL,
+		MaxUploadBytes: f.maxUpload, SessionLifetime: f.lifetime})
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return err
+	}
+	klog.FromContext(ctx).Info("ARC REST interface", "address", f.listen, "trustedCAs", n, "sessionDir", f.sessionDir)
+	go func() {
+		if err := arcrest.Serve(ctx, lis, arcrest.TLSConfig(cert), srv, shutdown); err != nil {
+			klog.FromContext(ctx).Error(err, "ARC REST interface failed")
+		}
+	}()
+	go srv.RunCollector(ctx, arcrest.PodLogs(cs))
+	return nil
 }

@@ -205,6 +205,13 @@ func (r *Reconciler) inputsReady(ctx context.Context, gj *kubehtcv1alpha1.GridJo
 			return false, "", err
 		}
 	}
+	if translate.SessionStaged(gj) {
+		// The ARC REST gateway stages inputs in its session store and says when all have arrived.
+		if gj.Annotations[translate.SessionInputsAnnotation] != translate.SessionInputsReady {
+			return false, fmt.Sprintf("waiting for inputs %v in the session directory", gj.Spec.Description.Inputs), nil
+		}
+		return true, "", nil
+	}
 	if len(gj.Spec.Description.Inputs) == 0 {
 		return true, "", nil
 	}

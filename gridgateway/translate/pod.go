@@ -81,6 +81,27 @@ type PodOptions struct {
 	PVCNameFormat string
 	// Simulation turns the SimRuntimeEnv and SimExitCodeEnv variables into local-cluster annotations.
 	Simulation bool
+	// SessionClaimName names a PersistentVolumeClaim, in each VO namespace, of the volume that holds the
+	// gateway's session store (gridgateway/arcrest.FileStore on a ReadWriteMany volume). Jobs whose inputs
+	// are staged in the session store (SessionInputsAnnotation) then mount <namespace>/<name>/session of
+	// that volume at /session, so that the job reads its uploaded inputs there and leaves its outputs for
+	// the client. Empty: /session is an emptyDir (the local cluster, whose nodes run no containers).
+	SessionClaimName string
+}
+
+// SessionInputsAnnotation on a GridJob says that its inputs are uploaded to the gateway's session store
+// rather than to the inputs ConfigMap (the ARC REST interface), and whether all have arrived: the
+// controller creates the Pod only once it is SessionInputsReady.
+const (
+	SessionInputsAnnotation = "kubehtc.io/session-inputs"
+	SessionInputsPending    = "pending"
+	SessionInputsReady      = "ready"
+)
+
+// SessionStaged reports whether a GridJob's inputs live in the session store.
+func SessionStaged(gj *kubehtcv1alpha1.GridJob) bool {
+	_, ok := gj.Annotations[SessionInputsAnnotation]
+	return ok
 }
 
 // PodName is the name of a GridJob's Pod (the GridJob's own name: one Pod per GridJob).
@@ -155,7 +176,11 @@ func Pod(gj *kubehtcv1alpha1.GridJob, opts PodOptions) (*corev1.Pod, error) {
 		res["nvidia.com/gpu"] = *resource.NewQuantity(int64(d.GPUs), resource.DecimalSI)
 	}
 	session := corev1.Volume{Name: "session", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
-	if d.DiskMiB > 0 {
+	sessionMount := corev1.VolumeMount{Name: "session", MountPath: SessionDir}
+	if SessionStaged(gj) && opts.SessionClaimName != "" {
+		session.VolumeSource = corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: opts.SessionClaimName}}
+		sessionMount.SubPath = gj.Namespace + "/" + gj.Name + "/session"
+	} else if d.DiskMiB > 0 {
 		session.EmptyDir.SizeLimit = resource.NewQuantity(d.DiskMiB<<20, resource.BinarySI)
 	}
 	c := corev1.Container{
@@ -165,7 +190,7 @@ func Pod(gj *kubehtcv1alpha1.GridJob, opts PodOptions) (*corev1.Pod, error) {
 		Args:            d.Args,
 		WorkingDir:      SessionDir,
 		Resources:       corev1.ResourceRequirements{Requests: res, Limits: res.DeepCopy()},
-		VolumeMounts:    []corev1.VolumeMount{{Name: "session", MountPath: SessionDir}},
+		VolumeMounts:    []corev1.VolumeMount{sessionMount},
 		SecurityContext: restrictedContainer(),
 		Env:             []corev1.EnvVar{{Name: "HOME", Value: SessionDir}, {Name: "TMPDIR", Value: SessionDir}},
 	}
@@ -220,7 +245,7 @@ func Pod(gj *kubehtcv1alpha1.GridJob, opts PodOptions) (*corev1.Pod, error) {
 			Volumes: []corev1.Volume{session},
 		},
 	}
-	if len(d.Inputs) > 0 {
+	if len(d.Inputs) > 0 && !SessionStaged(gj) {
 		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "inputs", VolumeSource: corev1.VolumeSource{
 			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: InputsConfigMapName(gj.Name)}},
 		}})
@@ -228,7 +253,9 @@ func Pod(gj *kubehtcv1alpha1.GridJob, opts PodOptions) (*corev1.Pod, error) {
 	}
 	if gj.Spec.CredentialSecretName != "" && d.MountCredential {
 		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "credential", VolumeSource: corev1.VolumeSource{
-			Secret: &corev1.SecretVolumeSource{SecretName: gj.Spec.CredentialSecretName, DefaultMode: ptr.To[int32](0o400)},
+			// Only the credential: an ARC delegation Secret also holds the key of a renewal in progress.
+			Secret: &corev1.SecretVolumeSource{SecretName: gj.Spec.CredentialSecretName, DefaultMode: ptr.To[int32](0o400),
+				Items: []corev1.KeyToPath{{Key: CredentialKey, Path: CredentialKey}}},
 		}})
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "credential", MountPath: CredentialDir, ReadOnly: true})
 		file := CredentialDir + "/" + CredentialKey

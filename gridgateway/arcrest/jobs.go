@@ -1,0 +1,441 @@
+package arcrest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
+	"github.com/kubehtc/kubehtc/gridgateway/auth"
+	"github.com/kubehtc/kubehtc/gridgateway/server"
+	"github.com/kubehtc/kubehtc/gridgateway/translate"
+)
+
+// Labels and annotations of the GridJobs the ARC interface creates.
+const (
+	// InterfaceLabel marks GridJobs submitted through ARC REST (value InterfaceValue).
+	InterfaceLabel = "kubehtc.io/interface"
+	InterfaceValue = "arcrest"
+	// StdoutAnnotation, StderrAnnotation, LogDirAnnotation keep the session-relative names the description
+	// gave (GLUE2 StdOut, StdErr, LogDir; arccat reads them).
+	StdoutAnnotation = "arc.kubehtc.io/stdout"
+	StderrAnnotation = "arc.kubehtc.io/stderr"
+	LogDirAnnotation = "arc.kubehtc.io/logdir"
+	// DelegationAnnotation is the delegation the job uses.
+	DelegationAnnotation = "arc.kubehtc.io/delegation"
+	// CollectedAnnotation is set (to the time) once the job's outputs are in its session directory; until
+	// then a finished job reports FINISHING.
+	CollectedAnnotation = "arc.kubehtc.io/outputs-collected"
+	// MaxBulkIDs bounds the ids of one bulk action.
+	MaxBulkIDs = 1000
+)
+
+// jobID is the ARC id of a GridJob: <namespace>.<name> (the same as the gRPC API's).
+func jobID(gj *kubehtcv1alpha1.GridJob) string { return server.JobID(gj) }
+
+func keyOf(gj *kubehtcv1alpha1.GridJob) JobKey { return JobKey{Namespace: gj.Namespace, Name: gj.Name} }
+
+// jobs routes /jobs and /jobs/<id>/...
+func (s *Server) jobs(w http.ResponseWriter, r *http.Request, id *auth.Identity, tail string) error {
+	if tail == "" {
+		switch r.Method {
+		case http.MethodGet:
+			if err := requireScope(id, auth.ScopeRead); err != nil {
+				return err
+			}
+			return s.listJobs(w, r, id)
+		case http.MethodPost:
+			return s.jobAction(w, r, id)
+		default:
+			return errorf(http.StatusMethodNotAllowed, "Method not allowed")
+		}
+	}
+	jid, sub, _ := strings.Cut(tail, "/")
+	area, rest, _ := strings.Cut(sub, "/")
+	switch area {
+	case "session":
+		return s.session(w, r, id, jid, rest)
+	case "diagnose":
+		if err := requireScope(id, auth.ScopeRead); err != nil {
+			return err
+		}
+		return s.diagnose(w, r, id, jid, rest)
+	}
+	return errorf(http.StatusNotFound, "Not Found")
+}
+
+// getJob fetches a job of the caller; another owner's job is "not found", as in A-REX.
+func (s *Server) getJob(ctx context.Context, id *auth.Identity, jid string) (*kubehtcv1alpha1.GridJob, error) {
+	ns, name, ok := strings.Cut(jid, ".")
+	if !ok || ns != id.VO.Namespace || !strings.HasPrefix(name, "gj-") || len(jid) > 253 {
+		return nil, errorf(http.StatusNotFound, "Job not found")
+	}
+	var gj kubehtcv1alpha1.GridJob
+	if err := s.opts.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &gj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, errorf(http.StatusNotFound, "Job not found")
+		}
+		return nil, err
+	}
+	if gj.Spec.Owner != id.Owner || gj.DeletionTimestamp != nil {
+		return nil, errorf(http.StatusNotFound, "Job not found")
+	}
+	return &gj, nil
+}
+
+// restState is the ARC REST state of a job: the controller's state, except that a finished job whose
+// outputs are not yet in the session directory is FINISHING (A-REX's stage-out).
+func restState(gj *kubehtcv1alpha1.GridJob) kubehtcv1alpha1.GridJobState {
+	st := gj.Status.State
+	if st == "" {
+		return kubehtcv1alpha1.StateAccepting
+	}
+	if (st == kubehtcv1alpha1.StateFinished || st == kubehtcv1alpha1.StateFailed) && gj.Annotations[CollectedAnnotation] == "" {
+		return kubehtcv1alpha1.StateFinishing
+	}
+	if gj.DeletionTimestamp != nil {
+		return kubehtcv1alpha1.StateWiped
+	}
+	return st
+}
+
+// listJobs answers GET /jobs[?state=A,B].
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+	var list kubehtcv1alpha1.GridJobList
+	if err := s.opts.Client.List(r.Context(), &list, client.InNamespace(id.VO.Namespace),
+		client.MatchingLabels{translate.OwnerLabel: translate.OwnerLabelValue(id.Owner)}); err != nil {
+		return err
+	}
+	var states []string
+	if q := r.URL.Query().Get("state"); q != "" {
+		states = strings.Split(q, ",")
+	}
+	doc := el("jobs")
+	for i := range list.Items {
+		gj := &list.Items[i]
+		if gj.Spec.Owner != id.Owner || gj.DeletionTimestamp != nil {
+			continue
+		}
+		st := string(restState(gj))
+		if states != nil && !slices.Contains(states, st) {
+			continue
+		}
+		doc.add(el("job", leaf("id", jobID(gj)), leaf("state", st)))
+	}
+	respond(w, r, http.StatusOK, doc)
+	return nil
+}
+
+// item is one <job> of a bulk answer.
+func item(code int, reason, jid string) *node {
+	n := el("job", leaf("status-code", strconv.Itoa(code)), leaf("reason", reason))
+	if jid != "" {
+		n.add(leaf("id", jid))
+	}
+	return n
+}
+
+// jobAction answers POST /jobs?action=...
+func (s *Server) jobAction(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+	action := r.URL.Query().Get("action")
+	scope := map[string]string{
+		"new": auth.ScopeCreate, "restart": auth.ScopeCreate,
+		"info": auth.ScopeRead, "status": auth.ScopeRead, "delegations": auth.ScopeRead,
+		"kill": auth.ScopeCancel, "clean": auth.ScopeCancel,
+	}[action]
+	if scope == "" {
+		return errorf(http.StatusNotImplemented, "Action not implemented")
+	}
+	if err := requireScope(id, scope); err != nil {
+		return err
+	}
+	if action == "new" {
+		return s.submit(w, r, id)
+	}
+	body, err := readBody(w, r, MaxDescriptionBytes)
+	if err != nil {
+		return err
+	}
+	ids, err := parseIDs(body, r.Header.Get("Content-Type"))
+	if err != nil {
+		return err
+	}
+	doc := el("jobs")
+	for _, jid := range ids {
+		doc.add(s.jobItem(r, id, action, jid))
+	}
+	respond(w, r, http.StatusCreated, doc)
+	return nil
+}
+
+// parseIDs reads the ids of a bulk action: <jobs><job><id>…</id></job>…</jobs> (also without a
+// Content-Type, as arcsub sends it) or JSON {"job":[{"id":…}]} / {"job":{"id":…}}.
+func parseIDs(body []byte, contentType string) ([]string, error) {
+	var ids []string
+	if strings.HasPrefix(strings.ToLower(contentType), "application/json") {
+		var doc struct {
+			Job json.RawMessage `json:"job"`
+		}
+		if err := json.Unmarshal(body, &doc); err != nil {
+			return nil, errorf(http.StatusBadRequest, "malformed JSON job list: %v", err)
+		}
+		type one struct {
+			ID string `json:"id"`
+		}
+		var many []one
+		if err := json.Unmarshal(doc.Job, &many); err != nil {
+			var single one
+			if err := json.Unmarshal(doc.Job, &single); err != nil {
+				return nil, errorf(http.StatusBadRequest, "malformed JSON job list: want {\"job\":[{\"id\":...}]}")
+			}
+			many = []one{single}
+		}
+		for _, j := range many {
+			ids = append(ids, j.ID)
+		}
+	} else {
+		var doc struct {
+			XMLName xml.Name `xml:"jobs"`
+			Jobs    []struct {
+				ID string `xml:"id"`
+			} `xml:"job"`
+		}
+		if err := xml.Unmarshal(body, &doc); err != nil {
+			return nil, errorf(http.StatusBadRequest, "malformed job list: %v", err)
+		}
+		for _, j := range doc.Jobs {
+			ids = append(ids, strings.TrimSpace(j.ID))
+		}
+	}
+	if len(ids) > MaxBulkIDs {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "%d job ids, at most %d per request", len(ids), MaxBulkIDs)
+	}
+	return ids, nil
+}
+
+// jobItem performs one action on one job and returns its <job> item.
+func (s *Server) jobItem(r *http.Request, id *auth.Identity, action, jid string) *node {
+	ctx := r.Context()
+	gj, err := s.getJob(ctx, id, jid)
+	if err != nil {
+		return item(statusOf(err), message(err), jid)
+	}
+	switch action {
+	case "status":
+		return item(http.StatusOK, "OK", jid).add(leaf("state", string(restState(gj))))
+	case "info":
+		return item(http.StatusOK, "OK", jid).add(el("info_document", s.activity(r, gj)))
+	case "delegations":
+		n := item(http.StatusOK, "OK", jid)
+		if d := gj.Annotations[DelegationAnnotation]; d != "" {
+			n.add(leaf("delegation_id", d))
+		}
+		return n
+	case "kill":
+		if gj.Spec.Cancel || gj.Status.State.Terminal() {
+			return item(http.StatusAccepted, "Queued for killing", jid)
+		}
+		patch := client.MergeFrom(gj.DeepCopy())
+		gj.Spec.Cancel = true
+		if err := s.opts.Client.Patch(ctx, gj, patch); err != nil {
+			return item(505, "Failed to kill job: "+message(err), jid)
+		}
+		klog.FromContext(ctx).V(1).Info("ARC kill", "gridjob", klog.KObj(gj))
+		return item(http.StatusAccepted, "Queued for killing", jid)
+	case "clean":
+		if !gj.Status.State.Terminal() {
+			return item(505, fmt.Sprintf("Failed to clean job: it is %s; kill it first", restState(gj)), jid)
+		}
+		if err := s.cleanJob(background(r), gj); err != nil {
+			return item(505, "Failed to clean job: "+message(err), jid)
+		}
+		return item(http.StatusAccepted, "Queued for cleaning", jid)
+	case "restart":
+		return item(505, "Failed to restart job: restarting is not supported by this gateway; submit again", jid)
+	}
+	return item(http.StatusNotImplemented, "Action not implemented", jid)
+}
+
+// cleanJob removes a job: its GridJob (with the Pod and anything it owns) and its session directory.
+func (s *Server) cleanJob(ctx context.Context, gj *kubehtcv1alpha1.GridJob) error {
+	if err := s.opts.Client.Delete(ctx, gj, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+		return err
+	}
+	klog.FromContext(ctx).V(1).Info("ARC clean", "gridjob", klog.KObj(gj))
+	return s.opts.Store.RemoveJob(keyOf(gj))
+}
+
+// submit answers POST /jobs?action=new: one <job> item per description, in order; a description that
+// does not parse or translate gets its own error item, never a failed call.
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
+	body, err := readBody(w, r, MaxDescriptionBytes)
+	if err != nil {
+		return err
+	}
+	doc := el("jobs")
+	reqs, raws, err := parseDescriptions(body)
+	if err != nil {
+		doc.add(item(http.StatusInternalServerError, message(err), ""))
+		respond(w, r, http.StatusCreated, doc)
+		return nil
+	}
+	for i, jr := range reqs {
+		gj, err := s.create(background(r), id, jr, raws[i])
+		if err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, translate.ErrForbidden) {
+				code = http.StatusForbidden
+			}
+			doc.add(item(code, message(err), ""))
+			continue
+		}
+		doc.add(item(http.StatusCreated, "Created", jobID(gj)).add(leaf("state", string(kubehtcv1alpha1.StateAccepting))))
+	}
+	respond(w, r, http.StatusCreated, doc)
+	return nil
+}
+
+// parseDescriptions splits a submission body into job requests: ADL (one or <ActivityDescriptions>) or
+// xRSL (& or +), with each request's original text for diagnose/description.
+func parseDescriptions(body []byte) ([]*JobRequest, [][]byte, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, nil, descError("empty job description")
+	}
+	switch trimmed[0] {
+	case '<':
+		parts, err := splitADL(trimmed)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(parts) == 0 {
+			return nil, nil, descError("<ActivityDescriptions> holds no <ActivityDescription>")
+		}
+		var reqs []*JobRequest
+		for _, p := range parts {
+			jr, err := ParseADL(p)
+			if err != nil {
+				return nil, nil, err
+			}
+			reqs = append(reqs, jr)
+		}
+		return reqs, parts, nil
+	case '&', '+':
+		reqs, err := ParseXRSL(string(trimmed))
+		if err != nil {
+			return nil, nil, err
+		}
+		raws := make([][]byte, len(reqs))
+		for i := range raws {
+			raws[i] = trimmed
+		}
+		return reqs, raws, nil
+	}
+	return nil, nil, descError("neither ADL (<ActivityDescription>) nor xRSL (&(...))")
+}
+
+// defaultQueue is the first queue the VO may use, as A-REX falls back to its default queue.
+func (s *Server) defaultQueue(vo string) string {
+	for _, q := range s.opts.Site.Queues {
+		if q.Allows(vo) {
+			return q.Name
+		}
+	}
+	return ""
+}
+
+// create turns one request into a GridJob (and its control files).
+func (s *Server) create(ctx context.Context, id *auth.Identity, jr *JobRequest, raw []byte) (*kubehtcv1alpha1.GridJob, error) {
+	d := jr.Description
+	if d.Queue == "" {
+		d.Queue = s.defaultQueue(id.VO.Name)
+	}
+	desc, err := translate.Translate(s.opts.Site, id.VO.Name, d)
+	if err != nil {
+		return nil, err
+	}
+	var nonce [12]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, err
+	}
+	key := "arc-" + hex.EncodeToString(nonce[:])
+	gj := &kubehtcv1alpha1.GridJob{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      server.JobName(id.Owner, key),
+			Namespace: id.VO.Namespace,
+			Labels: map[string]string{translate.OwnerLabel: translate.OwnerLabelValue(id.Owner), translate.QueueLabel: d.Queue,
+				InterfaceLabel: InterfaceValue},
+			Annotations: map[string]string{translate.SessionInputsAnnotation: translate.SessionInputsReady},
+		},
+		Spec: kubehtcv1alpha1.GridJobSpec{Owner: id.Owner, VO: id.VO.Name, Queue: d.Queue, ClientKey: key, Description: desc},
+	}
+	if len(desc.Inputs) > 0 {
+		gj.Annotations[translate.SessionInputsAnnotation] = translate.SessionInputsPending
+	}
+	for k, v := range map[string]string{StdoutAnnotation: jr.Stdout, StderrAnnotation: jr.Stderr, LogDirAnnotation: jr.LogDir} {
+		if v != "" {
+			gj.Annotations[k] = v
+		}
+	}
+	if jr.DelegationID != "" {
+		sec, err := s.delegationSecret(ctx, id, jr.DelegationID)
+		if err != nil {
+			return nil, fmt.Errorf("delegation %s: %w", jr.DelegationID, err)
+		}
+		if len(sec.Data[translate.CredentialKey]) == 0 {
+			return nil, fmt.Errorf("delegation %s has no credential yet (PUT the signed chain first)", jr.DelegationID)
+		}
+		gj.Annotations[DelegationAnnotation] = jr.DelegationID
+		gj.Spec.CredentialSecretName = sec.Name
+		gj.Spec.CredentialType = kubehtcv1alpha1.CredentialX509Proxy
+	} else if desc.MountCredential {
+		return nil, fmt.Errorf("%w: runtime environments %v mount a credential, but the job names no delegation", translate.ErrInvalid, desc.RuntimeEnvironments)
+	}
+	// The control files first: a job that exists always has its description.
+	if _, err := s.opts.Store.Put(keyOf(gj), AreaControl, "description", bytes.NewReader(raw), MaxDescriptionBytes); err != nil {
+		return nil, fmt.Errorf("session store: %w", err)
+	}
+	s.logEvent(gj, "job accepted through ARC REST into queue %s", d.Queue)
+	if err := s.opts.Client.Create(ctx, gj); err != nil {
+		_ = s.opts.Store.RemoveJob(keyOf(gj))
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("namespace %q of VO %s does not exist", id.VO.Namespace, id.VO.Name)
+		}
+		return nil, err
+	}
+	klog.FromContext(ctx).V(1).Info("Accepted ARC job", "gridjob", klog.KObj(gj), "vo", id.VO.Name, "queue", d.Queue, "inputs", len(desc.Inputs))
+	return gj, nil
+}
+
+// logEvent appends a line to the job's "errors" control file (A-REX's job log, diagnose/errors).
+func (s *Server) logEvent(gj *kubehtcv1alpha1.GridJob, format string, args ...any) {
+	appendControl(s.opts.Store, keyOf(gj), "errors", fmt.Sprintf("%s %s\n", s.now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...)))
+}
+
+// appendControl appends text to a control file (read, then rewrite: control files are small).
+func appendControl(st Store, job JobKey, name, text string) {
+	var old []byte
+	if f, err := st.Open(job, AreaControl, name); err == nil {
+		var buf bytes.Buffer
+		_, _ = buf.ReadFrom(f)
+		f.Close()
+		old = buf.Bytes()
+	}
+	_, _ = st.Put(job, AreaControl, name, bytes.NewReader(append(old, text...)), 1<<20)
+}
