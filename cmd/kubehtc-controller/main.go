@@ -24,6 +24,7 @@ func main() {
 	flag.StringVar((*string)(&opts.GridJob.Pod.CVMFSMode), "gridjob-cvmfs-mode", string(opts.GridJob.Pod.CVMFSMode), "how GridJob Pods get CVMFS: inline CSI volumes (empty or \"ephemeral\") or per-repository PVCs (\"pvc\")")
 	flag.StringVar(&opts.GridJob.Pod.CVMFSDriver, "cvmfs-csi-driver", "", "CSI driver of CVMFS volumes, for GridJob Pods and mount injection (default cvmfs.csi.cern.ch; kubehtc's is csi.kubehtc.io)")
 	flag.StringVar(&opts.Mounts.EOSDriver, "eos-csi-driver", "", "CSI driver of EOS volumes injected by the webhook (default kubehtc's)")
+	flag.BoolVar(&opts.Quota.Disabled, "disable-quota-controller", false, "do not run the quota controller (fair-share accounting; its settings are in the root Queue's spec.policy)")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

@@ -19,6 +19,7 @@ import (
 	"github.com/kubehtc/kubehtc/csi/inject"
 	gridcontroller "github.com/kubehtc/kubehtc/gridgateway/controller"
 	"github.com/kubehtc/kubehtc/gridgateway/translate"
+	quotacontroller "github.com/kubehtc/kubehtc/quota/controller"
 )
 
 // Setup registers one controller or webhook with the manager. Options carry site configuration.
@@ -52,6 +53,9 @@ type Options struct {
 	GridJob gridcontroller.Options
 	// Mounts configures the CVMFS/EOS mount-injection webhook (which CSI drivers it targets).
 	Mounts inject.Options
+	// Quota configures the quota (fair-share accounting) controller. Its policy (half-life, interval,
+	// core-equivalents) is not here but in the root Queue, which the scheduler reads too.
+	Quota quotacontroller.Options
 }
 
 // DefaultOptions are the options of a production kubehtc-controller: GridJob Pods on the kubehtc scheduler

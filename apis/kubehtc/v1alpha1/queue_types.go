@@ -140,9 +140,10 @@ type QueueStatus struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=100
 	Users []UserUsage `json:"users,omitempty"`
-	// LastAccountingTime is when DecayedUsage was computed; the next interval decays from it.
+	// LastAccountingTime is when DecayedUsage was computed; the next interval decays from it (microseconds:
+	// whole seconds would add up to a second of decay per interval).
 	// +optional
-	LastAccountingTime *metav1.Time `json:"lastAccountingTime,omitempty"`
+	LastAccountingTime *metav1.MicroTime `json:"lastAccountingTime,omitempty"`
 	// Conditions: Accounted.
 	// +optional
 	// +listType=map
@@ -159,7 +160,7 @@ type QueueStatus struct {
 // +kubebuilder:resource:scope=Cluster,shortName=q,categories=kubehtc
 // +kubebuilder:validation:XValidation:rule="self.metadata.name == 'root' ? (!has(self.spec.parent) || size(self.spec.parent) == 0) : (has(self.spec.parent) && size(self.spec.parent) > 0)",message="the Queue named root has no parent; every other Queue has one"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name == 'root' || !has(self.spec.policy)",message="spec.policy is allowed only on the Queue named root"
-// +kubebuilder:validation:XValidation:rule="self.metadata.name != self.spec.parent",message="a Queue cannot be its own parent"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.parent) || self.metadata.name != self.spec.parent",message="a Queue cannot be its own parent"
 // +kubebuilder:printcolumn:name="Parent",type=string,JSONPath=`.spec.parent`
 // +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.spec.weight`
 // +kubebuilder:printcolumn:name="Share",type=string,JSONPath=`.status.share`
