@@ -10,6 +10,7 @@ start=$(date +%s)
 echo "== lint"
 hack/lint.sh
 hack/ensure-lazypull-deps.sh # containerd, runc, fuse3, registry for snapshotter/integration
+bash hack/ensure-arc-client.sh   # the real NorduGrid ARC client for gridgateway/arcrest/integration
 echo "== go test ./... (unit + integration + e2e)"
 # One compile of the shared Kubernetes packages serves every test binary (the build cache).
 go test -count=1 -timeout 25m "$@" ./...

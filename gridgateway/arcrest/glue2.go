@@ -193,12 +193,14 @@ func (s *Server) glue2(r *http.Request) *node {
 			leaf("ConnectivityIn", "false"),
 			leaf("ConnectivityOut", "true"))),
 	))
-	root := el("Domains", el("AdminDomain",
+	domains := el("Domains", el("AdminDomain",
 		leaf("ID", "urn:ad:"+host),
 		leaf("Name", host),
 		el("Services", svc)))
-	root.attrs = []xml.Attr{{Name: xml.Name{Local: "xmlns"}, Value: glue2NS}}
-	return root
+	domains.attrs = []xml.Attr{{Name: xml.Name{Local: "xmlns"}, Value: glue2NS}}
+	// A-REX wraps the document in InfoRoot; the ARC client looks for the Domains element below the root
+	// (and JSON clients, without the root, at "Domains").
+	return el("InfoRoot", domains)
 }
 
 // activityStates are the EMI-ES and classic NorduGrid names of each REST state, published beside the

@@ -259,7 +259,9 @@ func (s *Server) jobItem(r *http.Request, id *auth.Identity, action, jid string)
 		klog.FromContext(ctx).V(1).Info("ARC kill", "gridjob", klog.KObj(gj))
 		return item(http.StatusAccepted, "Queued for killing", jid)
 	case "clean":
-		if !gj.Status.State.Terminal() {
+		// A killed job may be cleaned at once (arckill cleans right after killing): deleting the GridJob
+		// deletes its Pod too.
+		if !gj.Status.State.Terminal() && !gj.Spec.Cancel {
 			return item(505, fmt.Sprintf("Failed to clean job: it is %s; kill it first", restState(gj)), jid)
 		}
 		if err := s.cleanJob(background(r), gj); err != nil {

@@ -165,11 +165,11 @@ func TestVersionsAndInfo(t *testing.T) {
 		{name: "SOAP endpoint", target: BasePath, wantCode: 404},
 		{name: "info needs a caller", target: APIPath + "/info", wantCode: 401},
 		{name: "info GLUE2", target: APIPath + "/info?schema=glue2", who: user, wantCode: 200, wantBody: []string{
-			`<Domains xmlns="http://schemas.ogf.org/glue/2009/03/spec_2.0_r1">`, "<InterfaceName>org.nordugrid.arcrest</InterfaceName>",
+			`<InfoRoot><Domains xmlns="http://schemas.ogf.org/glue/2009/03/spec_2.0_r1">`, "<InterfaceName>org.nordugrid.arcrest</InterfaceName>",
 			"<URL>https://ce.test/arex</URL>", "<Name>atlas-prod</Name>", "<MaxSlotsPerJob>8</MaxSlotsPerJob>",
 			"<MaxDiskSpace>20</MaxDiskSpace>", "<TotalSlots>32</TotalSlots>", "<WorkingAreaFree>", "<AppName>ENV/PROXY</AppName>",
 		}},
-		{name: "info JSON", target: APIPath + "/info", accept: "application/json", who: user, wantCode: 200, wantBody: []string{`"AdminDomain":{`, `"InterfaceName":"org.nordugrid.arcrest"`}},
+		{name: "info JSON", target: APIPath + "/info", accept: "application/json", who: user, wantCode: 200, wantBody: []string{`{"Domains":{"AdminDomain":{`, `"InterfaceName":"org.nordugrid.arcrest"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

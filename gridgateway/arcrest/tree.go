@@ -71,12 +71,14 @@ func (n *node) encode(enc *xml.Encoder) error {
 
 // jsonValue is the JSON form of n's content: its text for a leaf, else an object of its children.
 func (n *node) jsonValue() any {
-	if len(n.children) == 0 && len(n.attrs) == 0 {
+	if len(n.children) == 0 && (len(n.attrs) == 0 || (len(n.attrs) == 1 && n.attrs[0].Name.Local == "xmlns")) {
 		return n.text
 	}
 	obj := map[string]any{}
 	for _, a := range n.attrs {
-		obj["_"+a.Name.Local] = a.Value
+		if a.Name.Local != "xmlns" {
+			obj["_"+a.Name.Local] = a.Value
+		}
 	}
 	if n.text != "" {
 		obj["_text"] = n.text

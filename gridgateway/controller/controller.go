@@ -124,7 +124,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			}
 		}
 	case st.PodName != "":
-		// The Pod existed and is gone without a cancel (evicted, deleted by someone else).
+		// The Pod existed and is gone without a cancel (evicted, deleted by someone else) — unless the cache
+		// has not seen the Pod this controller just created: ask the API server before declaring it lost.
+		if err := r.APIReader.Get(ctx, podKey, &corev1.Pod{}); err == nil {
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		} else if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
 		r.setState(st, kubehtcv1alpha1.StateFailed, translate.ReasonPodLost, "the job's pod disappeared")
 		st.EndTime = ptrTime(metav1.Now())
 	default:

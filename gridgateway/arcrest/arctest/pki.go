@@ -247,11 +247,35 @@ func WriteCADir(dir string, cas ...*Cert) error {
 				return err
 			}
 		}
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%08x.signing_policy", SubjectHash(ca.Cert))), nil, 0o644); err != nil {
+		// The Globus signing policy the ARC client enforces: the CA signs its own namespace.
+		dn := oneLineDN(ca.Cert)
+		ns := dn[:strings.LastIndex(dn, "/")]
+		policy := fmt.Sprintf("access_id_CA X509 '%s'\npos_rights globus CA:sign\ncond_subjects globus '\"%s/*\"'\n", dn, ns)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%08x.signing_policy", SubjectHash(ca.Cert))), []byte(policy), 0o644); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// oneLineDN renders a subject in the OpenSSL slash form (string attributes only).
+func oneLineDN(c *x509.Certificate) string {
+	var rdns pkix.RDNSequence
+	if _, err := asn1.Unmarshal(c.RawSubject, &rdns); err != nil {
+		return ""
+	}
+	names := map[string]string{"2.5.4.3": "CN", "2.5.4.6": "C", "2.5.4.7": "L", "2.5.4.8": "ST", "2.5.4.10": "O", "2.5.4.11": "OU", "0.9.2342.19200300.100.1.25": "DC"}
+	var b strings.Builder
+	for _, rdn := range rdns {
+		for _, a := range rdn {
+			n, ok := names[a.Type.String()]
+			if !ok {
+				n = a.Type.String()
+			}
+			fmt.Fprintf(&b, "/%s=%v", n, a.Value)
+		}
+	}
+	return b.String()
 }
 
 // SubjectHashOld is OpenSSL's X509_subject_name_hash_old: MD5 of the DER subject, first 4 bytes little-endian.
