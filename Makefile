@@ -7,9 +7,11 @@ NODES ?= 1000
 PODS  ?= 10000
 # bench-gateway-grpc size
 JOBS  ?= 2000
+# bench-lazypull image payload (MiB)
+IMAGE_MB ?= 2048
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-unit bench bench-scheduling bench-gateway-grpc demo up lint generate verify kubectl clean
+.PHONY: help build test test-unit bench bench-scheduling bench-gang bench-gateway-grpc bench-lazypull demo up lint generate verify kubectl clean
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,8 +30,14 @@ bench: bench-scheduling bench-gateway-grpc ## Run the quick benchmarks.
 bench-scheduling: ## Pods/s of default-scheduler vs kubehtc profiles (NODES=1000 PODS=10000).
 	hack/bench.sh scheduling -nodes=$(NODES) -pods=$(PODS)
 
+bench-gang: ## Gang scheduling: 1000 gangs x 3 pods at 1000 nodes (latency, pods/s) and 50 x 64 competing gangs (drain), vs default-scheduler.
+	hack/bench.sh gang -nodes=$(NODES)
+
 bench-gateway-grpc: ## Pilots/s accepted by the grid gateway over gRPC, p50/p99 accept latency (JOBS=2000).
 	hack/bench.sh gateway-grpc -jobs=$(JOBS)
+
+bench-lazypull: ## Lazy vs full image pull: start-up time and bytes, containerd + kubehtc-snapshotter (IMAGE_MB=2048; minutes; root).
+	hack/bench-lazypull.sh -image-mb=$(IMAGE_MB)
 
 demo: build ## Run the demo: a mixed site workload on the local cluster, then a summary.
 	$(BIN)/kubehtc demo
