@@ -1,7 +1,16 @@
 package daemon
 
 import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
+
+	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/containerd/stargz-snapshotter/service"
 	"github.com/containerd/stargz-snapshotter/service/resolver"
@@ -63,5 +72,76 @@ func TestStargzConfig(t *testing.T) {
 				t.Errorf("(-want,+got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestRunServesThenCleansUp runs the daemon for real (root, FUSE): it serves the snapshots API on the socket,
+// runs the containerd restart command once serving, and on cancellation returns cleanly, removes the socket
+// and leaves nothing mounted under its root. (Unmounting real FUSE layers on SIGTERM is checked by
+// snapshotter/integration, whose clean-up fails if the snapshotter left mounts.)
+func TestRunServesThenCleansUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the snapshotter (root, FUSE)")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root (the snapshotter mounts overlay and FUSE filesystems)")
+	}
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "containerd-restarted")
+	cfg := &snapshotter.Config{
+		Address:                  filepath.Join(dir, "s.sock"),
+		Root:                     filepath.Join(dir, "root"),
+		ContainerdRestartCommand: []string{"touch", marker},
+	}
+	cfg.SetDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	defer cancel()
+
+	var client snapshotsapi.SnapshotsClient
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := grpc.NewClient("unix://"+cfg.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err == nil {
+			client = snapshotsapi.NewSnapshotsClient(conn)
+			defer conn.Close()
+			if _, err = client.List(ctx, &snapshotsapi.ListSnapshotsRequest{Snapshotter: "stargz"}); err == nil {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned before serving: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("snapshots API not served on %s: %v", cfg.Address, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The snapshotter's metadata store answers through the API.
+	if _, err := client.Prepare(ctx, &snapshotsapi.PrepareSnapshotRequest{Snapshotter: "stargz", Key: "test"}); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("containerd_restart_command did not run: %v", err)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after cancellation: %v", err)
+	}
+	if _, err := os.Stat(cfg.Address); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket %s still exists after shutdown (err %v)", cfg.Address, err)
+	}
+	if left, err := Mounts(cfg.Root); err != nil || len(left) != 0 {
+		t.Errorf("mounts left under root after shutdown: %v (err %v)", left, err)
 	}
 }
