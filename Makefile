@@ -5,13 +5,13 @@ BIN   ?= bin
 # bench-scheduling size
 NODES ?= 1000
 PODS  ?= 10000
-# bench-gateway-grpc size
+# bench-gateway-grpc and bench-gateway-arc size
 JOBS  ?= 2000
 # bench-lazypull image payload (MiB)
 IMAGE_MB ?= 2048
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-unit bench bench-scheduling bench-gang bench-gateway-grpc bench-lazypull demo up lint generate verify kubectl clean
+.PHONY: help build test test-unit bench bench-scheduling bench-gang bench-gateway-grpc bench-gateway-arc bench-lazypull demo up lint generate verify kubectl clean
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,7 +25,7 @@ test: ## Run all tests: unit, integration (on the embedded cluster), end-to-end 
 test-unit: ## Run unit tests only (no local cluster).
 	$(GO) test -short ./...
 
-bench: bench-scheduling bench-gateway-grpc ## Run the quick benchmarks.
+bench: bench-scheduling bench-gateway-grpc bench-gateway-arc ## Run the quick benchmarks.
 
 bench-scheduling: ## Pods/s of default-scheduler vs kubehtc profiles (NODES=1000 PODS=10000).
 	hack/bench.sh scheduling -nodes=$(NODES) -pods=$(PODS)
@@ -35,6 +35,9 @@ bench-gang: ## Gang scheduling: 1000 gangs x 3 pods at 1000 nodes (latency, pods
 
 bench-gateway-grpc: ## Pilots/s accepted by the grid gateway over gRPC, p50/p99 accept latency (JOBS=2000).
 	hack/bench.sh gateway-grpc -jobs=$(JOBS)
+
+bench-gateway-arc: ## ADL jobs/s accepted over ARC REST (HTTPS, proxy certificates), p50/p99 (JOBS=2000).
+	hack/bench.sh gateway-arc -jobs=$(JOBS)
 
 bench-lazypull: ## Lazy vs full image pull: start-up time and bytes, containerd + kubehtc-snapshotter (IMAGE_MB=2048; minutes; root).
 	hack/bench-lazypull.sh -image-mb=$(IMAGE_MB)
