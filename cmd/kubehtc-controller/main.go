@@ -22,6 +22,7 @@ func main() {
 	flag.StringVar(&opts.Namespace, "namespace", "kubehtc-system", "namespace of the controller's own state (leader election)")
 	flag.StringVar(&opts.GridJob.Pod.SchedulerName, "gridjob-scheduler-name", opts.GridJob.Pod.SchedulerName, "schedulerName of the Pods of GridJobs")
 	flag.StringVar((*string)(&opts.GridJob.Pod.CVMFSMode), "gridjob-cvmfs-mode", string(opts.GridJob.Pod.CVMFSMode), "how GridJob Pods get CVMFS: inline CSI volumes (empty or \"ephemeral\") or per-repository PVCs (\"pvc\")")
+	flag.StringVar(&opts.GridJob.Pod.SessionClaimName, "gridjob-session-claim", "", "PVC (in each VO namespace) of the ARC REST session store's volume: ARC jobs mount <namespace>/<name>/session of it at /session (empty: an emptyDir)")
 	flag.StringVar(&opts.GridJob.Pod.CVMFSDriver, "cvmfs-csi-driver", "", "CSI driver of CVMFS volumes, for GridJob Pods and mount injection (default cvmfs.csi.cern.ch; kubehtc's is csi.kubehtc.io)")
 	flag.StringVar(&opts.Mounts.EOSDriver, "eos-csi-driver", "", "CSI driver of EOS volumes injected by the webhook (default kubehtc's)")
 	flag.BoolVar(&opts.Quota.Disabled, "disable-quota-controller", false, "do not run the quota controller (fair-share accounting; its settings are in the root Queue's spec.policy)")

@@ -236,7 +236,7 @@ func TestRealARCClient(t *testing.T) {
 
 	// A description the gateway refuses fails the submission with the reason, and creates nothing.
 	a.write("bad.xrsl", `&(executable="/bin/true")(queue="no-such-queue")`)
-	if code, out := a.run(nil, "arcsub", "-Q", "NONE", "-C", gw.URL, "-T", "arcrest", "bad.xrsl"); code == 0 || strings.Contains(out, "Job submitted") {
-		t.Errorf("arcsub of a description for an unknown queue: exit %d", code)
+	if code, out := a.run(nil, "arcsub", "-d", "VERBOSE", "-Q", "NONE", "-C", gw.URL, "-T", "arcrest", "bad.xrsl"); code == 0 || strings.Contains(out, "Job submitted") || !strings.Contains(out, `unknown queue "no-such-queue"`) {
+		t.Errorf("arcsub of a description for an unknown queue: exit %d; want a failure with the gateway's reason", code)
 	}
 }
