@@ -5,7 +5,9 @@ import (
 
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 
+	"github.com/kubehtc/kubehtc/scheduler/gang"
 	"github.com/kubehtc/kubehtc/scheduler/packspread"
+	"github.com/kubehtc/kubehtc/scheduler/queueorder"
 )
 
 // ProfileName is the schedulerName of kubehtc's profile. Pods opt in with spec.schedulerName: kubehtc; the
@@ -23,5 +25,7 @@ var Config []byte
 func Registry() []app.Option {
 	return []app.Option{
 		app.WithPlugin(packspread.Name, packspread.New),
+		app.WithPlugin(queueorder.Name, queueorder.New),
+		app.WithPlugin(gang.Name, gang.New),
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"k8s.io/klog/v2"
 	kwoklog "sigs.k8s.io/kwok/pkg/log"
 
+	"github.com/kubehtc/kubehtc/deploy/crds"
 	kubehtcscheduler "github.com/kubehtc/kubehtc/scheduler"
 )
 
@@ -157,6 +158,12 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
 	if err := writeKubeconfig(c.Kubeconfig, c.restConfig); err != nil {
+		return c, err
+	}
+
+	// kubehtc's CRDs (and the PodGroup CRD) exist before the scheduler starts: its plugins watch PodGroups and
+	// Queues, and the scheduler waits for its informers to sync before it schedules anything.
+	if err := c.InstallCRDs(ctx, crds.All()...); err != nil {
 		return c, err
 	}
 
