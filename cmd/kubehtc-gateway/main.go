@@ -97,7 +97,7 @@ func run(ctx context.Context, siteFile, listen, certFile, keyFile, clientCA stri
 		defer hs.Close()
 	}
 	if arc.listen != "" {
-		if err := startARC(ctx, arc, site, a, restConfig, certFile, keyFile, shutdown); err != nil {
+		if err := startARC(ctx, arc, site, a, restConfig, certFile, keyFile, shutdown, reg); err != nil {
 			return err
 		}
 	}
@@ -144,7 +144,7 @@ type arcFlags struct {
 }
 
 // startARC serves the ARC CE REST interface beside the gRPC API and runs its output collector.
-func startARC(ctx context.Context, f arcFlags, site *config.Site, a *auth.Authenticator, restConfig *rest.Config, certFile, keyFile string, shutdown time.Duration) error {
+func startARC(ctx context.Context, f arcFlags, site *config.Site, a *auth.Authenticator, restConfig *rest.Config, certFile, keyFile string, shutdown time.Duration, reg prometheus.Registerer) error {
 	if certFile == "" || keyFile == "" {
 		return errors.New("-arc-listen needs -tls-cert and -tls-key")
 	}
@@ -169,7 +169,7 @@ func startARC(ctx context.Context, f arcFlags, site *config.Site, a *auth.Authen
 		return err
 	}
 	srv, err := arcrest.New(arcrest.Options{Site: site, Auth: a, CAs: cas, Client: c, Store: store, PublicURL: f.publicURL,
-		MaxUploadBytes: f.maxUpload, SessionLifetime: f.lifetime})
+		MaxUploadBytes: f.maxUpload, SessionLifetime: f.lifetime, Registerer: reg})
 	if err != nil {
 		return err
 	}

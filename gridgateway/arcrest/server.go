@@ -10,10 +10,12 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -67,12 +69,15 @@ type Options struct {
 	Simulation bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Registerer receives the interface's metrics (nil: none).
+	Registerer prometheus.Registerer
 }
 
 // Server serves the ARC REST interface. It is an http.Handler; serve it over TLS with client certificates
 // requested but not verified by crypto/tls (tls.RequestClientCert), because proxy chains are verified here.
 type Server struct {
-	opts Options
+	opts    Options
+	metrics *metrics
 
 	infoMu     sync.Mutex
 	infoCached *capacity
@@ -90,7 +95,82 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Server{opts: opts}, nil
+	return &Server{opts: opts, metrics: newMetrics(opts.Registerer)}, nil
+}
+
+// metrics of the ARC REST interface; the route label is bounded (see route).
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kubehtc_gateway_arc_requests_total", Help: "ARC REST requests of the grid gateway by route, method and HTTP status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "kubehtc_gateway_arc_request_duration_seconds", Help: "Duration of ARC REST requests of the grid gateway by route.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}, []string{"route"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.latency)
+	}
+	return m
+}
+
+// route names a request's endpoint for metrics: a fixed set, never ids or paths.
+func route(r *http.Request) string {
+	rest, ok := strings.CutPrefix(r.URL.Path, APIPath+"/")
+	if !ok {
+		if r.URL.Path == RESTPath || r.URL.Path == RESTPath+"/" {
+			return "versions"
+		}
+		return "other"
+	}
+	head, tail, _ := strings.Cut(rest, "/")
+	switch head {
+	case "info":
+		return "info"
+	case "jobs":
+		if tail == "" {
+			switch a := r.URL.Query().Get("action"); a {
+			case "":
+				return "jobs"
+			case "new", "info", "status", "kill", "clean", "restart", "delegations":
+				return "jobs:" + a
+			}
+			return "jobs:unknown"
+		}
+		if _, sub, _ := strings.Cut(tail, "/"); strings.HasPrefix(sub, "diagnose") {
+			return "diagnose"
+		}
+		return "session"
+	case "delegations":
+		return "delegations"
+	}
+	return "other"
+}
+
+// statusRecorder remembers the status code written.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
 }
 
 // httpError is an error with the HTTP status it answers with.
@@ -180,6 +260,21 @@ func respond(w http.ResponseWriter, r *http.Request, code int, doc *node) {
 // ServeHTTP implements http.Handler. Routing uses r.URL.Path, so the absolute-form request targets of the
 // ARC client work.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	s.serve(rec, r)
+	rt := route(r)
+	method := r.Method
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, "PROPFIND":
+	default:
+		method = "other"
+	}
+	s.metrics.requests.WithLabelValues(rt, method, strconv.Itoa(cmp.Or(rec.code, http.StatusOK))).Inc()
+	s.metrics.latency.WithLabelValues(rt).Observe(time.Since(start).Seconds())
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	switch {
 	case p == RESTPath || p == RESTPath+"/":

@@ -408,3 +408,50 @@ func TestDelegation(t *testing.T) {
 		t.Errorf("get after delete: %d", rec.Code)
 	}
 }
+
+func TestLimitsAndRestart(t *testing.T) {
+	f := newFixture(t)
+	user := caller{chain: f.certs.userProxy}
+	// A description body over the limit is refused before it is read.
+	big := "&(executable=/bin/true)(arguments=\"" + strings.Repeat("x", MaxDescriptionBytes) + "\")"
+	if rec := f.do(user, "POST", APIPath+"/jobs?action=new", big); rec.Code != 413 {
+		t.Errorf("oversized description: %d, want 413", rec.Code)
+	}
+	id := f.submit(user, job)
+	for _, in := range []string{"run.sh", "in.dat"} {
+		if rec := f.do(user, "PUT", APIPath+"/jobs/"+id+"/session/"+in, "data of "+in); rec.Code != 200 {
+			t.Fatalf("PUT %s: %d", in, rec.Code)
+		}
+	}
+	// A new gateway (a restart, or a second replica) over the same store and API server serves the same
+	// session directory.
+	again, err := New(f.srv.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = again
+	if rec := f.do(user, "GET", APIPath+"/jobs/"+id+"/session/in.dat", ""); rec.Code != 200 || rec.Body.String() != "data of in.dat" {
+		t.Errorf("after restart GET in.dat: %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+func TestMetricsRoutes(t *testing.T) {
+	cases := []struct {
+		method, target, want string
+	}{
+		{"GET", RESTPath, "versions"},
+		{"GET", APIPath + "/info?schema=glue2", "info"},
+		{"GET", APIPath + "/jobs", "jobs"},
+		{"POST", APIPath + "/jobs?action=new", "jobs:new"},
+		{"POST", APIPath + "/jobs?action=" + strings.Repeat("z", 300), "jobs:unknown"},
+		{"PUT", APIPath + "/jobs/atlas.gj-1/session/a/b", "session"},
+		{"GET", APIPath + "/jobs/atlas.gj-1/diagnose/errors", "diagnose"},
+		{"PUT", APIPath + "/delegations/abc", "delegations"},
+		{"POST", BasePath, "other"},
+	}
+	for _, tc := range cases {
+		if got := route(httptest.NewRequest(tc.method, tc.target, nil)); got != tc.want {
+			t.Errorf("route(%s %s) = %q, want %q", tc.method, tc.target, got, tc.want)
+		}
+	}
+}
