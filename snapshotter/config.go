@@ -52,9 +52,9 @@ type Config struct {
 	RequestTimeoutSeconds int `toml:"request_timeout_seconds,omitempty" json:"requestTimeoutSeconds,omitempty"`
 	// Registries lists registry hosts that need settings: plain HTTP, or mirrors to try first.
 	Registries []RegistryConfig `toml:"registry,omitempty" json:"registries,omitempty"`
-	// ContainerdRestartCommand, if set, runs once after the socket is served. containerd's connection to a
-	// proxy snapshotter backs off for up to two minutes after the snapshotter restarts (and a new proxy plugin
-	// is only loaded at containerd's start); restarting containerd makes it connect at once. On a node:
+	// ContainerdRestartCommand, if set, runs once after the socket is served. containerd reconnects to a
+	// restarted proxy snapshotter only after a back-off (reported up to two minutes; a few seconds measured with
+	// containerd 1.6.20), and loads a new proxy plugin only at its start; restarting it settles both at once. On a node:
 	// ["nsenter", "--target", "1", "--mount", "--", "systemctl", "restart", "containerd"].
 	ContainerdRestartCommand []string `toml:"containerd_restart_command,omitempty" json:"containerdRestartCommand,omitempty"`
 }

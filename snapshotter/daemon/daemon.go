@@ -123,7 +123,7 @@ func restartContainerd(ctx context.Context, argv []string) {
 	logger := klog.FromContext(ctx)
 	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
 	if err != nil {
-		logger.Error(err, "Restarting containerd failed; it reconnects after its back-off (up to 2 minutes)",
+		logger.Error(err, "Restarting containerd failed; it reconnects after its back-off",
 			"command", strings.Join(argv, " "), "output", string(out))
 		return
 	}

@@ -30,7 +30,7 @@ const (
 
 // Unit is the snapshotter's systemd unit. Restart=always keeps it up; each start runs the configured
 // containerd_restart_command once the socket is served, so containerd reconnects at once instead of backing
-// off for up to two minutes. SIGTERM makes it unmount its FUSE mounts before exiting.
+// off (reported up to two minutes). SIGTERM makes it unmount its FUSE mounts before exiting.
 const Unit = `[Unit]
 Description=kubehtc-snapshotter: lazy image pulling for containerd (eStargz over FUSE)
 Documentation=https://github.com/kubehtc/kubehtc/blob/main/docs/snapshotter.md
