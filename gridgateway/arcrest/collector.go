@@ -209,23 +209,38 @@ func simulatedRecord(gj *kubehtcv1alpha1.GridJob) string {
 }
 
 // expire cleans ended jobs whose session lifetime is over, and session directories of jobs that no
-// longer exist (deleted through another interface).
+// longer exist (deleted through another interface). It lists each VO namespace's ARC jobs once.
 func (s *Server) expire(ctx context.Context) {
 	stored, err := s.opts.Store.Jobs()
 	if err != nil {
 		return
 	}
+	jobs := map[JobKey]*kubehtcv1alpha1.GridJob{}
+	listed := map[string]bool{}
+	for _, vo := range s.opts.Site.VOs {
+		var list kubehtcv1alpha1.GridJobList
+		if err := s.opts.Client.List(ctx, &list, client.InNamespace(vo.Namespace), client.MatchingLabels{InterfaceLabel: InterfaceValue}); err != nil {
+			continue // unknown: touch nothing of this namespace
+		}
+		listed[vo.Namespace] = true
+		for i := range list.Items {
+			jobs[keyOf(&list.Items[i])] = &list.Items[i]
+		}
+	}
 	for _, sj := range stored {
-		var gj kubehtcv1alpha1.GridJob
-		err := s.opts.Client.Get(ctx, client.ObjectKey{Namespace: sj.Key.Namespace, Name: sj.Key.Name}, &gj)
+		if !listed[sj.Key.Namespace] {
+			continue
+		}
+		gj, ok := jobs[sj.Key]
 		switch {
-		case err != nil && client.IgnoreNotFound(err) == nil:
+		case !ok:
+			// A directory is written just before its GridJob is created: leave young ones alone.
 			if s.now().Sub(sj.Modified) > 10*time.Minute {
 				_ = s.opts.Store.RemoveJob(sj.Key)
 			}
-		case err == nil && gj.Status.EndTime != nil && s.now().Sub(gj.Status.EndTime.Time) > s.opts.SessionLifetime:
-			if err := s.cleanJob(ctx, &gj); err == nil {
-				klog.FromContext(ctx).V(1).Info("ARC job session lifetime over: cleaned", "gridjob", klog.KObj(&gj))
+		case gj.Status.EndTime != nil && s.now().Sub(gj.Status.EndTime.Time) > s.opts.SessionLifetime:
+			if err := s.cleanJob(ctx, gj); err == nil {
+				klog.FromContext(ctx).V(1).Info("ARC job session lifetime over: cleaned", "gridjob", klog.KObj(gj))
 			}
 		}
 	}
