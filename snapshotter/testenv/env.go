@@ -45,6 +45,9 @@ type Options struct {
 	SnapshotterBinary string
 	// BackgroundFetch turns the snapshotter's background fetch on; off keeps registry traffic to what is read.
 	BackgroundFetch bool
+	// CRI runs containerd's CRI plugin configured by the rendered node fragment (snapshotter, snapshot
+	// annotations), as a kubelet's node has it; its CNI and streaming server are kept private. Off: no CRI.
+	CRI bool
 	// Logf receives progress lines; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -223,7 +226,7 @@ func (e *Env) startNode(ctx context.Context) error {
 		}
 	}
 	bg := e.opts.BackgroundFetch
-	site := &snapshotter.Site{PluginName: SnapshotterName, DisableCRI: true, Snapshotter: snapshotter.Config{
+	site := &snapshotter.Site{PluginName: SnapshotterName, DisableCRI: !e.opts.CRI, Snapshotter: snapshotter.Config{
 		Address:         e.SnapshotterSocket(),
 		Root:            filepath.Join(e.snapshotterDir(), "root"),
 		BackgroundFetch: &bg,
@@ -254,12 +257,21 @@ func (e *Env) startNode(ctx context.Context) error {
 		return err
 	}
 	cd := e.containerdDir()
-	// The rendered fragment (proxy plugin) plus what keeps this containerd private: its own root, state,
-	// sockets and plugin directory; no CRI (no kubelet here).
+	cri := `disabled_plugins = ["io.containerd.grpc.v1.cri"]`
+	if e.opts.CRI {
+		cri = fmt.Sprintf(`[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = %q
+    conf_dir = %q`, filepath.Join(cd, "cni", "bin"), filepath.Join(cd, "cni", "conf"))
+	}
+	// The rendered fragment (proxy plugin, CRI settings) plus what keeps this containerd private: its own
+	// root, state, sockets and plugin directory; CRI off or with private CNI and streaming settings.
 	ccfg := strings.Replace(frag, "version = 2\n", fmt.Sprintf(`version = 2
 root = %q
 state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+%s
 
 [grpc]
   address = %q
@@ -272,7 +284,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 [plugins."io.containerd.internal.v1.opt"]
   path = %q
-`, filepath.Join(cd, "root"), filepath.Join(cd, "state"), e.ContainerdSocket(), e.ContainerdSocket()+".ttrpc",
+`, filepath.Join(cd, "root"), filepath.Join(cd, "state"), cri, e.ContainerdSocket(), e.ContainerdSocket()+".ttrpc",
 		filepath.Join(cd, "debug.sock"), filepath.Join(cd, "opt")), 1)
 	ccfgPath := filepath.Join(cd, "config.toml")
 	if err := os.WriteFile(ccfgPath, []byte(ccfg), 0o600); err != nil {
