@@ -116,7 +116,7 @@ func Image(ctx context.Context, src, dst string, opts Options, remoteOpts ...rem
 	for i, l := range layers {
 		start := time.Now()
 		var missed []string
-		add, err := convertLayer(ctx, l, tmp, i, opts, &missed)
+		add, err := convertLayer(ctx, l, tmp, i, len(layers), opts, progress, &missed)
 		if err != nil {
 			return v1.Hash{}, fmt.Errorf("layer %d of %s: %w", i+1, src, err)
 		}
@@ -163,13 +163,14 @@ func Image(ctx context.Context, src, dst string, opts Options, remoteOpts ...rem
 
 // convertLayer stores the uncompressed layer in dir, converts it, and returns the eStargz layer with the
 // annotations the snapshotter reads (TOC digest, uncompressed size).
-func convertLayer(ctx context.Context, l v1.Layer, dir string, i int, opts Options, missed *[]string) (mutate.Addendum, error) {
+func convertLayer(ctx context.Context, l v1.Layer, dir string, i, n int, opts Options, progress io.Writer, missed *[]string) (mutate.Addendum, error) {
 	rc, err := l.Uncompressed()
 	if err != nil {
 		return mutate.Addendum{}, fmt.Errorf("fetching: %w", err)
 	}
 	tarPath := fmt.Sprintf("%s/layer-%d.tar", dir, i)
-	err = writeFile(tarPath, rc)
+	err = writeFile(tarPath, &progressReader{r: rc, w: progress, interval: interval(opts),
+		prefix: fmt.Sprintf("layer %d/%d: fetched", i+1, n), last: time.Now()})
 	rc.Close()
 	if err != nil {
 		return mutate.Addendum{}, err
@@ -218,10 +219,7 @@ func convertLayer(ctx context.Context, l v1.Layer, dir string, i int, opts Optio
 
 // push writes img to ref, reporting progress every opts.ProgressInterval.
 func push(ctx context.Context, ref name.Reference, img v1.Image, opts Options, progress io.Writer, ropts []remote.Option) error {
-	interval := opts.ProgressInterval
-	if interval == 0 {
-		interval = 5 * time.Second
-	}
+	interval := interval(opts)
 	updates := make(chan v1.Update, 16)
 	done := make(chan struct{})
 	go func() {
@@ -286,6 +284,33 @@ func writeFile(p string, r io.Reader) error {
 		return fmt.Errorf("writing %s: %w", p, err)
 	}
 	return nil
+}
+
+// progressReader reports how much was read every interval.
+type progressReader struct {
+	r        io.Reader
+	w        io.Writer
+	interval time.Duration
+	prefix   string
+	n        int64
+	last     time.Time
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if time.Since(p.last) >= p.interval {
+		fmt.Fprintf(p.w, "%s %s (uncompressed)\n", p.prefix, mib(p.n))
+		p.last = time.Now()
+	}
+	return n, err
+}
+
+func interval(opts Options) time.Duration {
+	if opts.ProgressInterval > 0 {
+		return opts.ProgressInterval
+	}
+	return 5 * time.Second
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
 	"github.com/google/go-cmp/cmp"
@@ -234,11 +235,11 @@ func TestImage(t *testing.T) {
 	var progress bytes.Buffer
 	dst := host + "/test/app:v1-esgz"
 	digest, err := Image(context.Background(), src, dst, Options{PrioritizedFiles: []string{"/usr/bin/tool"},
-		CompressionLevel: 1, Progress: &progress})
+		CompressionLevel: 1, Progress: &progress, ProgressInterval: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"layer 1/2 converted", "layer 2/2 converted", "pushed " + dst + " (manifest " + digest.String() + ")"} {
+	for _, want := range []string{"layer 2/2: fetched", "layer 1/2 converted", "layer 2/2 converted", "pushing " + dst, "pushed " + dst + " (manifest " + digest.String() + ")"} {
 		if !strings.Contains(progress.String(), want) {
 			t.Errorf("progress output lacks %q:\n%s", want, progress.String())
 		}
