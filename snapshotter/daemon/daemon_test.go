@@ -3,8 +3,12 @@ package daemon
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,9 +92,16 @@ func TestRunServesThenCleansUp(t *testing.T) {
 	}
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "containerd-restarted")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := l.Addr().String()
+	l.Close()
 	cfg := &snapshotter.Config{
 		Address:                  filepath.Join(dir, "s.sock"),
 		Root:                     filepath.Join(dir, "root"),
+		MetricsAddress:           metricsAddr,
 		ContainerdRestartCommand: []string{"touch", marker},
 	}
 	cfg.SetDefaults()
@@ -132,6 +143,17 @@ func TestRunServesThenCleansUp(t *testing.T) {
 	}
 	if _, err := os.Stat(marker); err != nil {
 		t.Errorf("containerd_restart_command did not run: %v", err)
+	}
+
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Errorf("metrics endpoint: %v", err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "go_goroutines") {
+			t.Errorf("GET /metrics: %s, %d bytes without go_goroutines", resp.Status, len(body))
+		}
 	}
 
 	cancel()
