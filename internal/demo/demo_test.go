@@ -28,21 +28,23 @@ func TestDemoDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	batch, gpu, service := sum.Classes["batch"], sum.Classes["gpu"], sum.Classes["service"]
-	// Half of 2 experiments x 8 jobs x 20 completions, every one succeeded.
-	if want := 2 * 4 * 10; batch.Succeeded != want || batch.Failed != 0 || batch.Pending != 0 {
+	// Half of 2 experiments x 8 jobs x 20 completions, and half of 4 MPI gangs of 24, every one succeeded.
+	if want := 2*4*10 + 2*24; batch.Succeeded != want || batch.Failed != 0 || batch.Pending != 0 {
 		t.Errorf("batch pods %+v, want %d succeeded, none failed or pending", batch, want)
 	}
-	// Six 1-GPU inference jobs and the 8-GPU training job.
-	if gpu.Succeeded != 7 {
-		t.Errorf("gpu pods %+v, want 7 succeeded", gpu)
+	// Six 1-GPU inference jobs, the 8-GPU training job and the 4 workers of the distributed training gang.
+	if gpu.Succeeded != 7+4 {
+		t.Errorf("gpu pods %+v, want 11 succeeded", gpu)
 	}
 	// Services never finish: all replicas (round(0.5*3), round(0.5*4), round(0.5*5)) still Running.
 	if want := 2 + 2 + 3; service.Running != want || service.Total != want {
 		t.Errorf("service pods %+v, want %d running", service, want)
 	}
-	if sum.JobsComplete != sum.Jobs || sum.Jobs != 2*4+7 {
-		t.Errorf("jobs: %d submitted, %d complete; want 15 and all complete", sum.Jobs, sum.JobsComplete)
+	if want := 2*4 + 7 + 1 + 2; sum.JobsComplete != sum.Jobs || sum.Jobs != want {
+		t.Errorf("jobs: %d submitted, %d complete; want %d and all complete", sum.Jobs, sum.JobsComplete, want)
 	}
+	t.Logf("gangs seen partly placed: default-scheduler %d (longest %s), kubehtc %d (longest %s)",
+		sum.Comparison.PartialGangs, sum.Comparison.LongestPartialGang, sum.PartialGangs, sum.LongestPartialGang)
 	// The comparison pass ran the same workloads on the default profile.
 	cmp := sum.Comparison
 	if cmp == nil || cmp.Profile != "default-scheduler" || cmp.Jobs != sum.Jobs || cmp.JobsComplete != cmp.Jobs {
@@ -73,7 +75,7 @@ func TestDemoDrains(t *testing.T) {
 			t.Errorf("gpu pod %s on %s (pool %q) is %s", p.Name, node.Name, node.Labels[localcluster.PoolLabel], p.Status.Phase)
 		}
 	}
-	for _, want := range []string{"CLASS", "batch", "service", "PLACEMENT", "nodes used, pool gpu", "time to drain"} {
+	for _, want := range []string{"CLASS", "batch", "service", "PLACEMENT", "nodes used, pool gpu", "gangs seen partly placed", "time to drain"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q", want)
 		}

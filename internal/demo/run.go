@@ -62,6 +62,10 @@ type PassSummary struct {
 	CPUPodsOnGPUNodes int
 	// WholeNodeGPUWait is how long the 8-GPU job waited from creation to binding.
 	WholeNodeGPUWait time.Duration
+	// LongestPartialGang is the longest a gang (PodGroup) was seen with some members on nodes while others
+	// still waited, sampled at every progress tick; PartialGangs counts the gangs ever seen so.
+	LongestPartialGang time.Duration
+	PartialGangs       int
 }
 
 // Summary is what the demo reports at the end: the kubehtc pass and, with Options.Compare, the same
@@ -172,6 +176,9 @@ func runPass(ctx context.Context, cs kubernetes.Interface, out io.Writer, worklo
 	p := &progress{out: out, live: opts.Live}
 	var submitDone bool
 	var maxFragmented int64
+	partialSince := map[string]time.Time{}
+	everPartial := map[string]bool{}
+	var longestPartial time.Duration
 	failures := 0
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
@@ -199,12 +206,26 @@ func runPass(ctx context.Context, cs kubernetes.Interface, out io.Writer, worklo
 		}
 		failures = 0
 		maxFragmented = max(maxFragmented, st.fragmentation.Fragmented)
+		now, partial := time.Now(), map[string]bool{}
+		for _, g := range st.partialGangs() {
+			partial[g], everPartial[g] = true, true
+			if _, ok := partialSince[g]; !ok {
+				partialSince[g] = now
+			}
+		}
+		for g, since := range partialSince {
+			longestPartial = max(longestPartial, now.Sub(since))
+			if !partial[g] {
+				delete(partialSince, g)
+			}
+		}
 		p.show(time.Since(start), st)
 		if submitDone && st.drained() {
 			p.finish()
 			sum := st.summary(time.Since(start))
 			sum.Profile = scale.SchedulerName
 			sum.MaxFragmentedGPUs = maxFragmented
+			sum.LongestPartialGang, sum.PartialGangs = longestPartial, len(everPartial)
 			return sum, nil
 		}
 	}
@@ -414,6 +435,9 @@ func (s *Summary) Print(out io.Writer) {
 		{"CPU-only pods on GPU nodes", func(p *PassSummary) string { return fmt.Sprint(p.CPUPodsOnGPUNodes) }},
 		{"GPUs fragmented (max; free, no 8-GPU fit)", func(p *PassSummary) string { return fmt.Sprint(p.MaxFragmentedGPUs) }},
 		{"8-GPU job waited", func(p *PassSummary) string { return p.WholeNodeGPUWait.Round(time.Second).String() }},
+		{"gangs seen partly placed (longest)", func(p *PassSummary) string {
+			return fmt.Sprintf("%d (%s)", p.PartialGangs, p.LongestPartialGang.Round(100*time.Millisecond))
+		}},
 		{"time to drain", func(p *PassSummary) string { return p.Drain.Round(100 * time.Millisecond).String() }},
 		{"jobs complete / failed / submitted", func(p *PassSummary) string {
 			return fmt.Sprintf("%d / %d / %d", p.JobsComplete, p.JobsFailed, p.Jobs)

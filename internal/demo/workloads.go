@@ -61,7 +61,7 @@ func (s Scale) d(base time.Duration) time.Duration {
 }
 
 // Workloads is the demo's load, in submission order.
-var Workloads = []Workload{webServices{}, batchStream{experiment: "atlas"}, batchStream{experiment: "cms"}, gpuTraining{}}
+var Workloads = []Workload{webServices{}, batchStream{experiment: "atlas"}, batchStream{experiment: "cms"}, gpuTraining{}, physicsGangs{}}
 
 // webServices are Deployments that run until deleted: they must stay spread and unharmed.
 type webServices struct{}
@@ -175,7 +175,12 @@ func (gpuTraining) Submit(ctx context.Context, cs kubernetes.Interface, s Scale)
 		return ctx.Err()
 	case <-time.After(2 * time.Second):
 	}
-	return job("train-resnet", 8, "16", "128Gi", 10*time.Second)
+	if err := job("train-resnet", 8, "16", "128Gi", 10*time.Second); err != nil {
+		return err
+	}
+	// A Kubeflow-style distributed training: 4 workers x 2 GPUs that must start together.
+	return submitGang(ctx, cs, s, gang{ns: "ml", name: "ddp-train", class: "gpu", members: 4, cpu: "8", memory: "64Gi",
+		gpus: 2, runtime: 10 * time.Second, timeoutSeconds: 120})
 }
 
 // podSpec is a one-container pod for the given scheduler profile (default kubehtc) with the given requests
