@@ -50,6 +50,9 @@ type Config struct {
 	Cache CacheConfig `toml:"cache" json:"cache,omitempty"`
 	// RequestTimeoutSeconds is the timeout of one request to a registry unless a mirror sets its own.
 	RequestTimeoutSeconds int `toml:"request_timeout_seconds,omitempty" json:"requestTimeoutSeconds,omitempty"`
+	// LogFileAccess logs the first access to each file of a lazily mounted layer: the raw material of a
+	// prioritized-file list.
+	LogFileAccess bool `toml:"log_file_access,omitempty" json:"logFileAccess,omitempty"`
 	// Registries lists registry hosts that need settings: plain HTTP, or mirrors to try first.
 	Registries []RegistryConfig `toml:"registry,omitempty" json:"registries,omitempty"`
 	// ContainerdRestartCommand, if set, runs once after the socket is served. containerd reconnects to a

@@ -140,6 +140,7 @@ func StargzConfig(cfg *snapshotter.Config) service.Config {
 	sc.MaxCacheFds = cfg.Cache.OpenFiles
 	sc.ChunkSize = cfg.Cache.ChunkSizeBytes
 	sc.NoPrometheus = cfg.MetricsAddress == ""
+	sc.LogFileAccess = cfg.LogFileAccess
 	sc.ResolverConfig.RequestTimeoutSec = cfg.RequestTimeoutSeconds
 	if len(cfg.Registries) > 0 {
 		sc.ResolverConfig.Host = map[string]resolver.HostConfig{}

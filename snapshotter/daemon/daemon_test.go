@@ -36,10 +36,11 @@ func TestStargzConfig(t *testing.T) {
 			want: func(c *service.Config) {},
 		},
 		{
-			name: "background fetch off, prefetch off, metrics on",
+			name: "background fetch off, prefetch off, metrics and file-access log on",
 			in: snapshotter.Config{BackgroundFetch: &off, Prefetch: snapshotter.PrefetchConfig{Disabled: true},
-				MetricsAddress: "127.0.0.1:9781"},
+				MetricsAddress: "127.0.0.1:9781", LogFileAccess: true},
 			want: func(c *service.Config) {
+				c.LogFileAccess = true
 				c.NoBackgroundFetch = true
 				c.NoPrefetch = true
 				c.NoPrometheus = false
