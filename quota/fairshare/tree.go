@@ -190,8 +190,17 @@ func (t *Tree) Nodes() []*Node {
 // leaf to the leaf and all its ancestors. Negative amounts remove usage (a preemption victim). It returns
 // false if leaf is not a leaf of the tree.
 func (t *Tree) AddUsage(leaf, user string, requests corev1.ResourceList, charge, decayed float64) bool {
+	req := make(map[corev1.ResourceName]float64, len(requests))
+	for r, q := range requests {
+		req[r] = q.AsApproximateFloat64()
+	}
+	return t.AddUsageValues(leaf, user, req, charge, decayed)
+}
+
+// AddUsageValues is AddUsage with requests as numbers (cores, bytes, devices).
+func (t *Tree) AddUsageValues(leaf, user string, requests map[corev1.ResourceName]float64, charge, decayed float64) bool {
 	n := t.nodes[leaf]
-	if n == nil || !n.IsLeaf() {
+	if n == nil || !n.IsLeaf() || n.Parent == nil {
 		return false
 	}
 	u := n.Users[user]
@@ -204,8 +213,8 @@ func (t *Tree) AddUsage(leaf, user string, requests corev1.ResourceList, charge,
 	for x := n; x != nil; x = x.Parent {
 		x.Usage += charge
 		x.Decayed += decayed
-		for r, q := range requests {
-			x.Requests[r] += q.AsApproximateFloat64()
+		for r, v := range requests {
+			x.Requests[r] += v
 		}
 	}
 	return true
