@@ -54,7 +54,7 @@ func TestMain(m *testing.M) {
 	}
 	ctrl.SetLogger(klog.Background())
 	os.Exit(clustertest.Main(m, localcluster.Options{
-		NodePools: localcluster.NodePoolsConfig{Pools: []localcluster.NodePool{{Name: "n", Count: nodes, CPU: fmt.Sprint(nodeCPU), Memory: "64Gi", Zone: "zone-a"}}},
+		NodePools:  localcluster.NodePoolsConfig{Pools: []localcluster.NodePool{{Name: "n", Count: nodes, CPU: fmt.Sprint(nodeCPU), Memory: "64Gi", Zone: "zone-a"}}},
 		Components: []localcluster.Component{{Name: "crds+quota", Start: startQuota}},
 	}, &cluster))
 }
