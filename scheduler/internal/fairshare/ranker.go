@@ -79,6 +79,7 @@ type ranker struct {
 	policy   fairshare.Policy
 	byUser   map[nsUser]*userSums                   // sums of pods and assumed
 	nodes    map[string]map[v1.ResourceName]float64 // allocatable of schedulable nodes
+	capacity map[v1.ResourceName]float64            // their sum
 	dirty    bool
 	computed time.Time
 	tree     *fairshare.Tree
@@ -113,15 +114,16 @@ func newRanker(h fwk.Handle) (Ranker, error) {
 		return nil, err
 	}
 	r := &ranker{
-		now:     time.Now,
-		policy:  pol,
-		queues:  map[string]*kubehtcv1alpha1.Queue{},
-		leafOf:  map[string]string{},
-		pods:    map[types.UID]*podUsage{},
-		assumed: map[types.UID]*podUsage{},
-		byUser:  map[nsUser]*userSums{},
-		nodes:   map[string]map[v1.ResourceName]float64{},
-		dirty:   true,
+		now:      time.Now,
+		policy:   pol,
+		queues:   map[string]*kubehtcv1alpha1.Queue{},
+		leafOf:   map[string]string{},
+		pods:     map[types.UID]*podUsage{},
+		assumed:  map[types.UID]*podUsage{},
+		byUser:   map[nsUser]*userSums{},
+		nodes:    map[string]map[v1.ResourceName]float64{},
+		capacity: map[v1.ResourceName]float64{},
+		dirty:    true,
 	}
 	queues := f.InformerFor(&kubehtcv1alpha1.Queue{}, func(_ kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 		return cache.NewSharedIndexInformer(listWatch(rc), &kubehtcv1alpha1.Queue{}, resync, cache.Indexers{})
@@ -214,12 +216,15 @@ func (r *ranker) setNode(obj any, present bool) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !present || n.Spec.Unschedulable {
-		delete(r.nodes, n.Name)
-	} else {
+	for k, v := range r.nodes[n.Name] {
+		r.capacity[k] -= v
+	}
+	delete(r.nodes, n.Name)
+	if present && !n.Spec.Unschedulable {
 		alloc := make(map[v1.ResourceName]float64, len(n.Status.Allocatable))
 		for k, q := range n.Status.Allocatable {
 			alloc[k] = q.AsApproximateFloat64()
+			r.capacity[k] += alloc[k]
 		}
 		r.nodes[n.Name] = alloc
 	}
@@ -366,11 +371,9 @@ func (r *ranker) build(now time.Time) (*fairshare.Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	free := map[v1.ResourceName]float64{}
-	for _, alloc := range r.nodes {
-		for k, v := range alloc {
-			free[k] += v
-		}
+	free := make(map[v1.ResourceName]float64, len(r.capacity))
+	for k, v := range r.capacity {
+		free[k] = v
 	}
 	for k, sums := range r.byUser {
 		if leaf := r.leafOf[k.namespace]; leaf != "" && t.AddUsageValues(leaf, k.user, sums.values, sums.charge, 0) {
