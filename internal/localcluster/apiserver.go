@@ -9,10 +9,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -33,9 +36,9 @@ type apiServer struct {
 	err  error
 }
 
-// startAPIServer starts kube-apiserver on a free loopback port, backed by the etcd at etcdURL, and waits for
-// /readyz. It stops when ctx is cancelled; wait on done.
-func startAPIServer(ctx context.Context, dir, etcdURL string) (*apiServer, error) {
+// startAPIServer starts kube-apiserver on a free loopback port, backed by the etcd at etcdURL, with the given
+// feature gates (see Options.FeatureGates), and waits for /readyz. It stops when ctx is cancelled; wait on done.
+func startAPIServer(ctx context.Context, dir, etcdURL string, gates map[string]bool) (*apiServer, error) {
 	saKey, err := writeServiceAccountKey(filepath.Join(dir, "sa.key"))
 	if err != nil {
 		return nil, err
@@ -65,6 +68,7 @@ func startAPIServer(ctx context.Context, dir, etcdURL string) (*apiServer, error
 		"--max-requests-inflight=2000",
 		"--max-mutating-requests-inflight=1000",
 	}
+	args = append(args, featureGateArgs(gates)...)
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("kube-apiserver flags: %w", err)
 	}
@@ -75,6 +79,9 @@ func startAPIServer(ctx context.Context, dir, etcdURL string) (*apiServer, error
 	s.SecureServing.Listener = l
 	s.SecureServing.BindPort = l.Addr().(*net.TCPAddr).Port
 
+	// Set applies --feature-gates to the process-global gates (utilfeature.DefaultMutableFeatureGate) that the
+	// controllers and the scheduler read too; their own option parsing keeps them (SetFallback does nothing
+	// once Set ran).
 	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("kube-apiserver feature gates: %w", err)
@@ -120,6 +127,37 @@ func startAPIServer(ctx context.Context, dir, etcdURL string) (*apiServer, error
 		return a, err
 	}
 	return a, nil
+}
+
+// gateAPIVersions are the API versions, off by default, that serve the objects of a feature gate.
+var gateAPIVersions = map[string][]string{
+	// Workload and PodGroup (k8s.io/api/scheduling/v1beta1, Kubernetes 1.37).
+	"GenericWorkload": {"scheduling.k8s.io/v1beta1"},
+}
+
+// featureGateArgs returns the kube-apiserver flags for gates: --feature-gates with the gates sorted by name, and
+// --runtime-config turning on the API versions of the enabled gates (gateAPIVersions). No gates, no flags.
+func featureGateArgs(gates map[string]bool) []string {
+	if len(gates) == 0 {
+		return nil
+	}
+	names := slices.Sorted(maps.Keys(gates))
+	pairs := make([]string, 0, len(names))
+	var versions []string
+	for _, name := range names {
+		pairs = append(pairs, fmt.Sprintf("%s=%t", name, gates[name]))
+		if gates[name] {
+			for _, v := range gateAPIVersions[name] {
+				versions = append(versions, v+"=true")
+			}
+		}
+	}
+	args := []string{"--feature-gates=" + strings.Join(pairs, ",")}
+	if len(versions) > 0 {
+		slices.Sort(versions)
+		args = append(args, "--runtime-config="+strings.Join(slices.Compact(versions), ","))
+	}
+	return args
 }
 
 // waitReady polls /readyz until it answers ok, the server stops, or a minute passes.

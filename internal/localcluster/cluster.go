@@ -50,6 +50,12 @@ type Options struct {
 	// Components are kubehtc's own controllers, webhooks and servers to run in the cluster's process. They
 	// start, in order, once the scheduler and KWOK run and the nodes exist.
 	Components []Component
+	// FeatureGates turn Kubernetes feature gates on or off (name to enabled; empty: the release's defaults).
+	// They are process-global: they apply to the apiserver, the controllers and the scheduler of the process
+	// alike, as in a real cluster where each component is given the same --feature-gates. A gate whose
+	// objects are served by an API version that is off by default also turns that version on (GenericWorkload:
+	// scheduling.k8s.io/v1beta1, which serves Workload and PodGroup).
+	FeatureGates map[string]bool
 }
 
 // Component starts one in-process part of kubehtc (a controller, a webhook server, the gateway) on the local
@@ -148,7 +154,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	// The apiserver outlives the other components so that they can shut down cleanly against it.
 	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
 	c.stopAPIServer = stopAPI
-	if c.apiserver, err = startAPIServer(apiCtx, c.Dir, etcdURL); err != nil {
+	if c.apiserver, err = startAPIServer(apiCtx, c.Dir, etcdURL, opts.FeatureGates); err != nil {
 		return c, err
 	}
 	c.restConfig = rest.CopyConfig(c.apiserver.loopback)
