@@ -220,7 +220,7 @@ func ParseADL(body []byte) (*JobRequest, error) {
 			return nil, err
 		}
 	}
-	return jr, nil
+	return jr.finish(), nil
 }
 
 func adlInt(what, s string, lo, hi int64) (int64, error) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/kubehtc/kubehtc/gridgateway/translate"
@@ -93,6 +94,15 @@ func (jr *JobRequest) addInput(name, source string) error {
 	}
 	jr.Description.Inputs = append(jr.Description.Inputs, clean)
 	return nil
+}
+
+// finish drops the log directory from the declared outputs: arcsub lists it as an OutputFile too, but it
+// is a directory the gateway fills, not a file the job must leave.
+func (jr *JobRequest) finish() *JobRequest {
+	if jr.LogDir != "" {
+		jr.Description.Outputs = slices.DeleteFunc(jr.Description.Outputs, func(o string) bool { return o == jr.LogDir })
+	}
+	return jr
 }
 
 // executable turns an ARC executable into a container command: a relative path is run from the session

@@ -39,6 +39,7 @@ const adlFromArcsub = `<?xml version="1.0"?>
     <OutputFile><Name>out.txt</Name></OutputFile>
     <OutputFile><Name>result.dat</Name></OutputFile>
     <OutputFile><Name>log/</Name></OutputFile>
+    <OutputFile><Name>log</Name></OutputFile>
   </DataStaging>
 </ActivityDescription>`
 
@@ -162,7 +163,7 @@ func TestParseXRSL(t *testing.T) {
 				(queue="atlas-prod")(runtimeenvironment="APPS/HEP/ATLAS-SITE")(runtimeenvironment="ENV/PROXY")
 				(environment=("PANDA_JSID" "harvester-1")("PILOT_NOKILL" "YES"))
 				(inputfiles=("runpilot2-wrapper.sh" "")("queuedata.json" "/local/queuedata.json"))
-				(outputfiles=("result.dat" ""))(stdout="out.txt")(join=yes)(gmlog="gmlog")(priority=50)(rerun=2)`,
+				(outputfiles=("result.dat" "")("gmlog" ""))(stdout="out.txt")(join=yes)(gmlog="gmlog")(priority=50)(rerun=2)`,
 			want: &JobRequest{
 				Description: translate.Description{
 					Name: "pilot (* a comment *)", Queue: "atlas-prod", Cores: 8,

@@ -429,7 +429,7 @@ func xrslJob(rels []xrslRelation) (*JobRequest, error) {
 			return nil, err
 		}
 	}
-	return jr, nil
+	return jr.finish(), nil
 }
 
 // xrslDuration reads walltime/cputime: minutes by default, or a number with a unit ("2 hours",

@@ -140,7 +140,8 @@ func TestRealARCClient(t *testing.T) {
 	const inputData = "input data uploaded by arcsub\n"
 	a.write("run.sh", "#!/bin/sh\necho pilot running\n")
 	a.write("input.dat", inputData)
-	a.write("short.xrsl", pilot("arc-it-short", "3s", ""))
+	// gmlog: the job's log directory, which arcget fetches as a subdirectory (PROPFIND depth 0, then 1).
+	a.write("short.xrsl", pilot("arc-it-short", "3s", `(gmlog="gmlog")`))
 	// disk=100 makes arcsub's brokering check MaxDiskSpace/WorkingAreaFree in the GLUE2 document.
 	a.write("long.xrsl", pilot("arc-it-long", "1h", "(disk=100)"))
 
@@ -168,7 +169,8 @@ func TestRealARCClient(t *testing.T) {
 	}
 	a.ok(nil, "successfully retrieved: 1", "arcget", "-k", "-D", "downloads", short)
 	got := filepath.Join(a.dir, "downloads", shortKey.Namespace+"."+shortKey.Name)
-	for name, want := range map[string]string{"input.dat": inputData, "out.txt": "exit code: 0", "result.dat": "placeholder for the output", "err.txt": "", "run.sh": "pilot running"} {
+	for name, want := range map[string]string{"input.dat": inputData, "out.txt": "exit code: 0", "result.dat": "placeholder for the output", "err.txt": "", "run.sh": "pilot running",
+		"gmlog/errors": "job ended FINISHED"} {
 		b, err := os.ReadFile(filepath.Join(got, name))
 		if err != nil || !strings.Contains(string(b), want) {
 			t.Errorf("arcget: %s = %q, %v; want it containing %q", name, b, err, want)
