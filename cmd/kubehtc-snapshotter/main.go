@@ -49,6 +49,9 @@ func run(ctx context.Context, mode, configFile, address, root, hostRoot string) 
 	if root != "" {
 		cfg.Root = root
 	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	switch mode {
 	case "serve":
 		return daemon.Run(ctx, cfg)
