@@ -43,6 +43,13 @@ const adlFromArcsub = `<?xml version="1.0"?>
   </DataStaging>
 </ActivityDescription>`
 
+// adlFromArcsubNoDelegation is adlFromArcsub for a client without delegation (ENV/PROXY removed).
+var adlFromArcsubNoDelegation = strings.NewReplacer(
+	"<RuntimeEnvironment><Name>ENV/PROXY</Name></RuntimeEnvironment>", "",
+	"<nordugrid-adl:DelegationID>0123456789abcdef</nordugrid-adl:DelegationID>", "",
+	"<IndividualPhysicalMemory>2097152000</IndividualPhysicalMemory>", "",
+	"<DiskSpaceRequirement>5242880000</DiskSpaceRequirement>", "").Replace(adlFromArcsub)
+
 func TestParseADL(t *testing.T) {
 	wantArcsub := &JobRequest{
 		Description: translate.Description{

@@ -455,3 +455,50 @@ func TestMetricsRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONClients follows the pyarcrest/aCT path: JSON answers (root dropped, a single element not an
+// array), JSON bodies for bulk actions.
+func TestJSONClients(t *testing.T) {
+	f := newFixture(t)
+	user := caller{chain: f.certs.userProxy}
+	rec := f.do(user, "POST", APIPath+"/jobs?action=new", adlFromArcsubNoDelegation, "Content-Type", "application/xml", "Accept", "application/json")
+	var one struct {
+		Job struct {
+			Code  string `json:"status-code"`
+			ID    string `json:"id"`
+			State string `json:"state"`
+		} `json:"job"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &one); err != nil || rec.Code != 201 || one.Job.Code != "201" || one.Job.State != "ACCEPTING" {
+		t.Fatalf("JSON submit: %d %s (%v)", rec.Code, rec.Body.String(), err)
+	}
+	id2 := f.submit(user, `&(executable="/bin/true")`)
+	rec = f.do(user, "POST", APIPath+"/jobs?action=info", `{"job":[{"id":"`+one.Job.ID+`"},{"id":"`+id2+`"}]}`,
+		"Content-Type", "application/json", "Accept", "application/json")
+	var many struct {
+		Job []struct {
+			ID   string `json:"id"`
+			Info struct {
+				Activity struct {
+					State []string `json:"State"`
+					Queue string   `json:"Queue"`
+				} `json:"ComputingActivity"`
+			} `json:"info_document"`
+		} `json:"job"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &many); err != nil || len(many.Job) != 2 {
+		t.Fatalf("JSON info: %s (%v)", rec.Body.String(), err)
+	}
+	if a := many.Job[0].Info.Activity; a.Queue != "atlas-prod" || len(a.State) != 3 || a.State[0] != "arcrest:ACCEPTING" {
+		t.Errorf("JSON info activity: %+v", a)
+	}
+	rec = f.do(user, "GET", APIPath+"/jobs", "", "Accept", "application/json")
+	var list struct {
+		Job []struct {
+			ID string `json:"id"`
+		} `json:"job"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &list); err != nil || len(list.Job) != 2 {
+		t.Errorf("JSON listing: %s (%v)", rec.Body.String(), err)
+	}
+}
