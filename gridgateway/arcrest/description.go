@@ -34,14 +34,18 @@ type JobRequest struct {
 	LogDir string
 }
 
-// sessionFile checks a file name of a description: a relative path inside the session directory.
+// sessionFile checks a file name of a description: a relative path inside the session directory, without
+// control characters (CleanPath's rules, after removing "./" and "a/.." steps).
 func sessionFile(what, name string) (string, error) {
 	if name == "" {
 		return "", nil
 	}
-	clean := path.Clean(name)
-	if path.IsAbs(name) || clean == "." || clean == ".." || strings.HasPrefix(clean, "../") || strings.ContainsAny(name, "\x00\\") {
+	if path.IsAbs(name) {
 		return "", descError("%s %.80q: must be a relative path inside the session directory", what, name)
+	}
+	clean, err := CleanPath(path.Clean(name))
+	if err != nil || clean == "" {
+		return "", descError("%s %.80q: must be a relative path inside the session directory, without control characters", what, name)
 	}
 	return clean, nil
 }

@@ -427,17 +427,8 @@ func (s *Server) create(ctx context.Context, id *auth.Identity, jr *JobRequest, 
 
 // logEvent appends a line to the job's "errors" control file (A-REX's job log, diagnose/errors).
 func (s *Server) logEvent(gj *kubehtcv1alpha1.GridJob, format string, args ...any) {
-	appendControl(s.opts.Store, keyOf(gj), "errors", fmt.Sprintf("%s %s\n", s.now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...)))
-}
-
-// appendControl appends text to a control file (read, then rewrite: control files are small).
-func appendControl(st Store, job JobKey, name, text string) {
-	var old []byte
-	if f, err := st.Open(job, AreaControl, name); err == nil {
-		var buf bytes.Buffer
-		_, _ = buf.ReadFrom(f)
-		f.Close()
-		old = buf.Bytes()
+	line := fmt.Sprintf("%s %s\n", s.now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
+	if err := s.opts.Store.Append(keyOf(gj), AreaControl, "errors", []byte(line)); err != nil {
+		klog.Background().V(2).Info("Writing the ARC job log failed", "gridjob", klog.KObj(gj), "err", err)
 	}
-	_, _ = st.Put(job, AreaControl, name, bytes.NewReader(append(old, text...)), 1<<20)
 }

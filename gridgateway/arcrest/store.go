@@ -29,6 +29,8 @@ type Store interface {
 	// WriteAt writes r into a file at offset (a ranged upload), creating the file, keeping what is
 	// around; the file may not grow beyond limit bytes (ErrTooLarge). It returns the file's new size.
 	WriteAt(job JobKey, area, name string, offset int64, r io.Reader, limit int64) (int64, error)
+	// Append appends data to a file, creating it (the job's log).
+	Append(job JobKey, area, name string, data []byte) error
 	// Open opens a file for reading.
 	Open(job JobKey, area, name string) (File, error)
 	// Stat describes a file or directory; fs.ErrNotExist if absent.
@@ -243,6 +245,31 @@ func (s *FileStore) WriteAt(job JobKey, area, name string, offset int64, r io.Re
 		return 0, err
 	}
 	return fi.Size(), nil
+}
+
+// Append implements Store.
+func (s *FileStore) Append(job JobKey, area, name string, data []byte) error {
+	rel, err := s.rel(name)
+	if err != nil {
+		return err
+	}
+	if rel == "." {
+		return fmt.Errorf("%w: a file needs a name", ErrBadPath)
+	}
+	root, err := s.area(job, area, true)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Open implements Store.
