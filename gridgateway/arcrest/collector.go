@@ -227,6 +227,7 @@ func (s *Server) expire(ctx context.Context) {
 			jobs[keyOf(&list.Items[i])] = &list.Items[i]
 		}
 	}
+	s.expireDelegations(ctx)
 	for _, sj := range stored {
 		if !listed[sj.Key.Namespace] {
 			continue
@@ -241,6 +242,37 @@ func (s *Server) expire(ctx context.Context) {
 		case gj.Status.EndTime != nil && s.now().Sub(gj.Status.EndTime.Time) > s.opts.SessionLifetime:
 			if err := s.cleanJob(ctx, gj); err == nil {
 				klog.FromContext(ctx).V(1).Info("ARC job session lifetime over: cleaned", "gridjob", klog.KObj(gj))
+			}
+		}
+	}
+}
+
+// Delegations are removed a day after their proxy expired (it is of no use to any job then), and when
+// the client never completed them (no credential) within an hour.
+const (
+	delegationGrace   = 24 * time.Hour
+	delegationPending = time.Hour
+)
+
+func (s *Server) expireDelegations(ctx context.Context) {
+	for _, vo := range s.opts.Site.VOs {
+		var list corev1.SecretList
+		if err := s.opts.Client.List(ctx, &list, client.InNamespace(vo.Namespace), client.HasLabels{DelegationLabel}); err != nil {
+			continue
+		}
+		for i := range list.Items {
+			sec := &list.Items[i]
+			expired := false
+			if exp, err := time.Parse(time.RFC3339, sec.Annotations[DelegationExpiresAnnotation]); err == nil {
+				expired = s.now().Sub(exp) > delegationGrace
+			} else if len(sec.Data[translate.CredentialKey]) == 0 {
+				expired = s.now().Sub(sec.CreationTimestamp.Time) > delegationPending
+			}
+			if !expired {
+				continue
+			}
+			if err := s.opts.Client.Delete(ctx, sec); client.IgnoreNotFound(err) == nil {
+				klog.FromContext(ctx).V(1).Info("Removed an expired ARC delegation", "secret", klog.KObj(sec))
 			}
 		}
 	}

@@ -8,12 +8,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
+	"github.com/kubehtc/kubehtc/gridgateway/translate"
 )
 
 // endJob sets a job's status as the controller would when its Pod ended.
@@ -148,5 +150,40 @@ func TestExpireSessions(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{recent}, left); diff != "" {
 		t.Errorf("session directories left (-want,+got):\n%s", diff)
+	}
+}
+
+func TestExpireDelegations(t *testing.T) {
+	f := newFixture(t)
+	now := time.Now()
+	mk := func(name string, created time.Time, expires string, complete bool) {
+		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "atlas", Labels: map[string]string{DelegationLabel: name},
+			Annotations: map[string]string{}, CreationTimestamp: metav1.Time{Time: created}}, Data: map[string][]byte{}}
+		if expires != "" {
+			sec.Annotations[DelegationExpiresAnnotation] = expires
+		}
+		if complete {
+			sec.Data[translate.CredentialKey] = []byte("proxy")
+		}
+		if err := f.client.Create(context.Background(), sec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("valid", now.Add(-48*time.Hour), now.Add(time.Hour).Format(time.RFC3339), true)
+	mk("expired-recently", now.Add(-48*time.Hour), now.Add(-time.Hour).Format(time.RFC3339), true)
+	mk("expired-long-ago", now.Add(-96*time.Hour), now.Add(-48*time.Hour).Format(time.RFC3339), true)
+	mk("pending-new", now.Add(-time.Minute), "", false)
+	mk("pending-abandoned", now.Add(-2*time.Hour), "", false)
+	f.srv.expireDelegations(context.Background())
+	var list corev1.SecretList
+	if err := f.client.List(context.Background(), &list, client.InNamespace("atlas")); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, s := range list.Items {
+		left = append(left, s.Name)
+	}
+	if diff := cmp.Diff([]string{"expired-recently", "pending-new", "valid"}, left); diff != "" {
+		t.Errorf("delegations left (-want,+got):\n%s", diff)
 	}
 }
