@@ -28,6 +28,8 @@ const (
 	ReasonWaitingForMembers = "waiting for gang members"
 	// ReasonPodGroupNotFound: the pod names a PodGroup that does not exist.
 	ReasonPodGroupNotFound = "PodGroup not found"
+	// ReasonTwoGangAPIs: the pod is in a scheduler-plugins PodGroup and an upstream scheduling.k8s.io one.
+	ReasonTwoGangAPIs = "conflicting gang membership"
 	// ReasonReserved: the node's free capacity is promised to another gang's members.
 	ReasonReserved = "node capacity is reserved for a gang"
 	// EventReasonUnschedulable is the reason of the Warning Event on a PodGroup whose gang does not fit.
@@ -147,6 +149,11 @@ func (pl *Gang) PreEnqueue(_ context.Context, pod *v1.Pod) *fwk.Status {
 	key, ok := podgroup.Key(pod)
 	if !ok {
 		return nil
+	}
+	if sg := pod.Spec.SchedulingGroup; sg != nil && sg.PodGroupName != nil {
+		// Both this plugin and the in-tree GangScheduling (scheduling.k8s.io) would hold the pod: refuse clearly.
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: the pod names both PodGroup %s (label %s) and scheduling.k8s.io PodGroup %q (spec.schedulingGroup); use one",
+			ReasonTwoGangAPIs, key, podgroup.Label, *sg.PodGroupName))
 	}
 	pg := pl.store.Get(key)
 	if pg == nil {

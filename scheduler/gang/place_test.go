@@ -248,3 +248,13 @@ func TestRequestString(t *testing.T) {
 		t.Errorf("String = %q, want %q", got, want)
 	}
 }
+
+func TestPreEnqueueRefusesTwoGangAPIs(t *testing.T) {
+	p := pod("m", "1", 0, "")
+	name := "upstream"
+	p.Spec.SchedulingGroup = &v1.PodSchedulingGroup{PodGroupName: &name}
+	got := (&Gang{}).PreEnqueue(context.Background(), p)
+	if got.Code() != fwk.UnschedulableAndUnresolvable || !strings.Contains(got.Message(), ReasonTwoGangAPIs) {
+		t.Errorf("PreEnqueue = %v, want UnschedulableAndUnresolvable: %s", got, ReasonTwoGangAPIs)
+	}
+}
