@@ -56,10 +56,14 @@ type ClientConfig struct {
 	ConfigFile string `json:"configFile,omitempty"`
 }
 
-// EOSConfig configures EOS volumes (always bind-mounted).
+// EOSConfig configures EOS volumes.
 type EOSConfig struct {
 	// HostRoot is the node directory that stands for /eos; default /eos.
 	HostRoot string `json:"hostRoot,omitempty"`
+	// Mounter is "bind" (default: bind-mount HostRoot/<path>, e.g. eosxd under the node's autofs) or "helper"
+	// (mount each volume with eosxd, mount -t fuse -o fsname=<instance> eosxd; whole instances /eos/<instance>
+	// only, configured in the node's /etc/eos/fuse.<instance>.conf).
+	Mounter string `json:"mounter,omitempty"`
 	// Paths are the allowed path prefixes, e.g. /eos/atlas allows /eos/atlas and everything below.
 	Paths []string `json:"paths"`
 }
@@ -98,6 +102,9 @@ func (c *Config) Default() {
 	if c.EOS.HostRoot == "" {
 		c.EOS.HostRoot = DefaultEOSRoot
 	}
+	if c.EOS.Mounter == "" {
+		c.EOS.Mounter = MounterBind
+	}
 }
 
 // Validate checks a defaulted configuration.
@@ -109,6 +116,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CVMFS.Mounter != MounterBind && c.CVMFS.Mounter != MounterHelper {
 		return fmt.Errorf("cvmfs.mounter %q: want %q or %q", c.CVMFS.Mounter, MounterBind, MounterHelper)
+	}
+	if c.EOS.Mounter != MounterBind && c.EOS.Mounter != MounterHelper {
+		return fmt.Errorf("eos.mounter %q: want %q or %q", c.EOS.Mounter, MounterBind, MounterHelper)
 	}
 	for _, r := range c.CVMFS.Repositories {
 		if err := inject.ValidateRepository(strings.TrimPrefix(r, "*.")); err != nil {

@@ -68,6 +68,9 @@ func New(cfg Config, opts Options) (*Driver, error) {
 			d.cvmfs = mounter.Helper{}
 		}
 	}
+	if cfg.EOS.Mounter == MounterHelper {
+		d.eos = mounter.EOSHelper{}
+	}
 	return d, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -170,11 +171,29 @@ func isReaderMode(c *csi.VolumeCapability) bool {
 }
 
 // Mounted lists the CVMFS repositories and EOS paths mounted below the kubelet directory, read from the
-// mount table (node telemetry). EOS mounts are recognised by the bind mounter only.
+// mount table (node telemetry).
 func (d *Driver) Mounted() (cvmfs, eos []string, err error) {
 	table, err := mounter.ReadTable(d.mountInfo)
 	if err != nil {
 		return nil, nil, err
 	}
-	return Identify(table, d.cfg, d.cvmfs)
+	cvmfs, eos, err = Identify(table, d.cfg, d.cvmfs)
+	if err != nil {
+		return nil, nil, err
+	}
+	// eosxd mounts (the helper mounter) name their instance in the table.
+	if h, ok := d.eos.(mounter.EOSHelper); ok {
+		seen := map[string]bool{}
+		for _, p := range eos {
+			seen[p] = true
+		}
+		for _, e := range table.Under(d.cfg.KubeletDir) {
+			if p, ok := h.Identify(e); ok && !seen[p] && d.cfg.AllowsEOSPath(p) {
+				seen[p] = true
+				eos = append(eos, p)
+			}
+		}
+		sort.Strings(eos)
+	}
+	return cvmfs, eos, nil
 }

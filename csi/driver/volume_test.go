@@ -88,7 +88,7 @@ func TestLoadConfig(t *testing.T) {
 	}
 	want := Config{DriverName: DefaultDriverName, KubeletDir: "/var/lib/kubelet",
 		CVMFS: CVMFSConfig{HostRoot: "/cvmfs", Mounter: "bind", Repositories: []string{"atlas.cern.ch"}, ClientConfigs: map[string]ClientConfig{"alt": {ConfigFile: "/etc/cvmfs/alt.conf"}}},
-		EOS:   EOSConfig{HostRoot: "/eos", Paths: []string{"/eos/atlas"}}}
+		EOS:   EOSConfig{HostRoot: "/eos", Mounter: "bind", Paths: []string{"/eos/atlas"}}}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("(-want,+got):\n%s", diff)
 	}
@@ -97,6 +97,7 @@ func TestLoadConfig(t *testing.T) {
 		{"eos: {paths: [/etc]}", "eos.paths"},
 		{"kubeletDir: relative", "kubeletDir"},
 		{"cvmfs: {mounter: nfs}", "cvmfs.mounter"},
+		{"eos: {mounter: sshfs}", "eos.mounter"},
 		{"cvmfs: {repository: [a.b]}", "unknown field"},
 	} {
 		if _, err := LoadConfig(write(bad.yaml)); err == nil || !strings.Contains(err.Error(), bad.want) {

@@ -112,3 +112,41 @@ func TestHelper(t *testing.T) {
 		t.Errorf("EOS with the helper: %v, want ErrUnsupported", err)
 	}
 }
+
+func TestEOSHelper(t *testing.T) {
+	var ran []string
+	h := EOSHelper{EOSXD: filepath.Join(t.TempDir(), "eosxd"), Run: func(_ context.Context, name string, args ...string) ([]byte, error) {
+		ran = append([]string{name}, args...)
+		return nil, nil
+	}}
+	v := Volume{Type: TypeEOS, Name: "/eos/atlas"}
+	want := []string{"mount", "-t", "fuse", "-o", "fsname=atlas,nosuid,nodev,ro", "eosxd", "/t"}
+	// The EOS client is not packaged for this machine: a clear error, nothing run.
+	if err := h.Mount(context.Background(), v, "/t", true); !errors.Is(err, ErrUnavailable) || ran != nil {
+		t.Errorf("without eosxd: %v (ran %v)", err, ran)
+	}
+	if err := os.WriteFile(h.EOSXD, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Mount(context.Background(), v, "/t", true); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, ran); diff != "" {
+		t.Errorf("ran (-want,+got):\n%s", diff)
+	}
+	for _, bad := range []Volume{{Type: TypeEOS, Name: "/eos/atlas/user"}, {Type: TypeEOS, Name: "/eos/"}, {Type: TypeCVMFS, Name: "atlas.cern.ch"}} {
+		if _, err := h.Command(bad, "/t", true); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("Command(%+v) = %v, want ErrUnsupported", bad, err)
+		}
+	}
+	entry := Entry{MountPoint: "/t", FSType: "fuse.eosxd", Source: "atlas"}
+	if !h.Shows(nil, entry, v) || h.Shows(nil, entry, Volume{Type: TypeEOS, Name: "/eos/cms"}) {
+		t.Errorf("Shows: want true for /eos/atlas only")
+	}
+	if p, ok := h.Identify(entry); !ok || p != "/eos/atlas" {
+		t.Errorf("Identify = %q, %v", p, ok)
+	}
+	if _, ok := h.Identify(Entry{FSType: "fuse", Source: "cvmfs2"}); ok {
+		t.Errorf("Identify took a CVMFS mount for EOS")
+	}
+}
