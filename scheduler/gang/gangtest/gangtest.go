@@ -10,6 +10,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -111,7 +112,10 @@ func Create(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface,
 	if err != nil {
 		return err
 	}
-	if _, err := dyn.Resource(PodGroups).Namespace(s.Namespace).Create(ctx, pg, metav1.CreateOptions{}); err != nil {
+	if err := retry(func() error {
+		_, err := dyn.Resource(PodGroups).Namespace(s.Namespace).Create(ctx, pg, metav1.CreateOptions{})
+		return err
+	}); err != nil {
 		return fmt.Errorf("creating PodGroup %s/%s: %w", s.Namespace, s.Name, err)
 	}
 	if n < 0 {
@@ -123,11 +127,34 @@ func Create(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface,
 // CreatePods creates members from..to-1.
 func CreatePods(ctx context.Context, cs kubernetes.Interface, s Spec, from, to int) error {
 	for i := from; i < to; i++ {
-		if _, err := cs.CoreV1().Pods(s.Namespace).Create(ctx, s.Pod(i), metav1.CreateOptions{}); err != nil {
+		if err := retry(func() error {
+			_, err := cs.CoreV1().Pods(s.Namespace).Create(ctx, s.Pod(i), metav1.CreateOptions{})
+			return err
+		}); err != nil {
 			return fmt.Errorf("creating pod %d of gang %s: %w", i, s.Name, err)
 		}
 	}
 	return nil
+}
+
+// retry runs create again when the API server timed out or throttled (an overloaded machine); a retry that
+// finds the object already created succeeded.
+func retry(create func() error) error {
+	var err error
+	for attempt := range 5 {
+		err = create()
+		switch {
+		case err == nil:
+			return nil
+		case attempt > 0 && apierrors.IsAlreadyExists(err):
+			return nil
+		case apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsTooManyRequests(err):
+			time.Sleep(time.Duration(attempt+1) * time.Second)
+		default:
+			return err
+		}
+	}
+	return err
 }
 
 // Event is one observation of the recorder, in the order the watch delivered them.
