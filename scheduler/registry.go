@@ -5,6 +5,7 @@ import (
 
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 
+	"github.com/kubehtc/kubehtc/scheduler/fairshare"
 	"github.com/kubehtc/kubehtc/scheduler/gang"
 	"github.com/kubehtc/kubehtc/scheduler/packspread"
 	"github.com/kubehtc/kubehtc/scheduler/queueorder"
@@ -27,5 +28,6 @@ func Registry() []app.Option {
 		app.WithPlugin(packspread.Name, packspread.New),
 		app.WithPlugin(queueorder.Name, queueorder.New),
 		app.WithPlugin(gang.Name, gang.New),
+		app.WithPlugin(fairshare.Name, fairshare.New),
 	}
 }
