@@ -357,3 +357,32 @@ func TestUsersEqual(t *testing.T) {
 	}
 	t.Logf("alice %.1f%%, bob %.1f%%", 100*got["ue-vo/alice"], 100*got["ue-vo/bob"])
 }
+
+// TestLimit: a queue's limit holds whatever is free; the pods over it wait with a reason naming the queue.
+func TestLimit(t *testing.T) {
+	clustertest.Require(t, cluster)
+	q := &kubehtcv1alpha1.Queue{ObjectMeta: metav1.ObjectMeta{Name: "lm-vo"}, Spec: kubehtcv1alpha1.QueueSpec{
+		Parent: "root", Weight: 1, Limit: v1.ResourceList{v1.ResourceCPU: resource.MustParse("3")}}}
+	if err := kc.Create(context.Background(), q); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = kc.Delete(context.Background(), q) })
+	namespace(t, "lm-vo", "lm-vo")
+	submit(t, "lm-vo", "p", "", 5, 0)
+	clustertest.Poll(t, time.Minute, func(context.Context) (bool, error) {
+		l, err := cluster.Client().CoreV1().Pods("lm-vo").List(context.Background(), metav1.ListOptions{FieldSelector: "status.phase=Pending"})
+		if err != nil || len(l.Items) != 2 {
+			return false, nil
+		}
+		return strings.Contains(podScheduledMessage(l.Items), fairshare.ReasonLimit), nil
+	})
+	time.Sleep(3 * time.Second)
+	if got := running(t, false, "lm-vo")["lm-vo"]; got != 3 {
+		t.Errorf("%d pods running under a 3-core limit with 40 cores free", got)
+	}
+	l, err := cluster.Client().CoreV1().Pods("lm-vo").List(context.Background(), metav1.ListOptions{FieldSelector: "status.phase=Pending"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("pending pod: %s", podScheduledMessage(l.Items))
+}

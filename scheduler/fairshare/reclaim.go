@@ -72,6 +72,10 @@ func (pl *FairShare) PostFilter(ctx context.Context, cs fwk.CycleState, pod *v1.
 	if err != nil {
 		return nil, fwk.AsStatus(err)
 	}
+	if len(candidates) == 0 {
+		// Every node rejected the pod for reasons preemption cannot change (e.g. a queue limit).
+		return nil, fwk.NewStatus(fwk.Unschedulable)
+	}
 	all, err := lister.List()
 	if err != nil {
 		return nil, fwk.AsStatus(err)
