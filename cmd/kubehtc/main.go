@@ -22,6 +22,7 @@ func main() {
 	}
 	root.AddCommand(newUpCommand(), newDemoCommand())
 	root.AddCommand(newSnapshotterCommand(), newImageCommand())
+	root.AddCommand(newSimCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "kubehtc:", err)
 		stop()
