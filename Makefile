@@ -11,7 +11,7 @@ JOBS  ?= 2000
 IMAGE_MB ?= 2048
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-unit bench bench-scheduling bench-gang bench-gateway-grpc bench-gateway-arc bench-lazypull demo up lint generate verify kubectl clean
+.PHONY: help build test test-unit bench bench-scheduling bench-gang bench-gateway-grpc bench-gateway-arc bench-lazypull demo up lint generate verify manifests kubectl clean
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,9 @@ demo: build ## Run the demo: a mixed site workload on the local cluster, then a 
 
 up: build ## Run a local cluster until Ctrl-C (prints the kubeconfig to use).
 	$(BIN)/kubehtc up
+
+manifests: ## Render the Helm chart into deploy/kustomize's generated files, and chart + kustomize output into bin/manifests.
+	hack/manifests.sh
 
 kubectl: ## Build kubectl (same Kubernetes version) into bin/.
 	$(GO) build -o $(BIN)/kubectl k8s.io/kubernetes/cmd/kubectl

@@ -11,6 +11,7 @@ echo "== lint"
 hack/lint.sh
 hack/ensure-lazypull-deps.sh # containerd, runc, fuse3, registry for snapshotter/integration
 bash hack/ensure-arc-client.sh   # the real NorduGrid ARC client for gridgateway/arcrest/integration
+hack/ensure-helm.sh              # the helm CLI for deploy/deploytest (chart rendering)
 echo "== go test ./... (unit + integration + e2e)"
 # One compile of the shared Kubernetes packages serves every test binary (the build cache).
 go test -count=1 -timeout 25m "$@" ./...
