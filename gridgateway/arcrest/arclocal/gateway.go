@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -85,6 +86,8 @@ type Gateway struct {
 	Server *arcrest.Server
 	// Site is the site configuration.
 	Site *config.Site
+	// Metrics holds the interface's metrics.
+	Metrics *prometheus.Registry
 
 	signer jose.Signer
 }
@@ -166,7 +169,8 @@ func StartGateway(ctx context.Context, cfg *rest.Config, run func(func()), o Gat
 	g.Addr = lis.Addr().String()
 	_, port, _ := net.SplitHostPort(g.Addr)
 	g.URL = "https://localhost:" + port + arcrest.BasePath
-	g.Server, err = arcrest.New(arcrest.Options{Site: g.Site, Auth: a, CAs: cas, Client: c, Store: store, PublicURL: g.URL,
+	g.Metrics = prometheus.NewRegistry()
+	g.Server, err = arcrest.New(arcrest.Options{Registerer: g.Metrics, Site: g.Site, Auth: a, CAs: cas, Client: c, Store: store, PublicURL: g.URL,
 		Simulation: o.Simulation, MaxUploadBytes: o.MaxUploadBytes, ServiceName: "kubehtc-test"})
 	if err != nil {
 		return nil, err
@@ -188,4 +192,26 @@ func (g *Gateway) Token(sub, scopes string) (string, error) {
 		Issuer: Issuer, Subject: sub, Audience: jwt.Audience{Audience},
 		Expiry: jwt.NewNumericDate(now.Add(time.Hour)), NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)), IssuedAt: jwt.NewNumericDate(now),
 	}).Claims(map[string]any{"wlcg.ver": "1.0", "scope": scopes, "wlcg.groups": []string{"/atlas"}}).Serialize()
+}
+
+// Requests is the number of requests the interface answered on a route (see arcrest metrics).
+func (g *Gateway) Requests(route string) float64 {
+	mfs, err := g.Metrics.Gather()
+	if err != nil {
+		return -1
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "kubehtc_gateway_arc_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "route" && l.GetValue() == route {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
 }

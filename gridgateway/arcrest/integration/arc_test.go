@@ -145,8 +145,12 @@ func TestRealARCClient(t *testing.T) {
 	// disk=100 makes arcsub's brokering check MaxDiskSpace/WorkingAreaFree in the GLUE2 document.
 	a.write("long.xrsl", pilot("arc-it-long", "1h", "(disk=100)"))
 
+	infos := gw.Requests("info")
 	short := a.submit(nil, "short.xrsl") // with brokering: GET info first
 	long := a.submit(nil, "long.xrsl")
+	if got := gw.Requests("info") - infos; got != 2 {
+		t.Errorf("brokered arcsub fetched the GLUE2 document %v times for two jobs, want 2", got)
+	}
 	dn := "/O=kubehtc test/OU=users/CN=" + arclocal.UserCN
 	shortKey, gj := gridJobOf(t, short)
 	if gj.Spec.Owner.DN != dn || gj.Spec.Queue != arclocal.Queue || gj.Spec.CredentialSecretName == "" {
@@ -226,7 +230,11 @@ func TestRealARCClient(t *testing.T) {
 	}
 	bearer := []string{"BEARER_TOKEN=" + tok}
 	a.write("token.xrsl", pilot("arc-it-token", "2s", ""))
+	infos = gw.Requests("info")
 	tj := a.submit(bearer, "-Q", "NONE", "token.xrsl")
+	if got := gw.Requests("info") - infos; got != 0 {
+		t.Errorf("arcsub -Q NONE fetched the GLUE2 document %v times, want none", got)
+	}
 	if _, gj := gridJobOf(t, tj); gj.Spec.Owner.Subject != "pilot-factory" || gj.Spec.Owner.Issuer != arclocal.Issuer || gj.Spec.Owner.DN != "" {
 		t.Errorf("token job owner %+v", gj.Spec.Owner)
 	}
