@@ -28,7 +28,7 @@ type JobRequest struct {
 	Description translate.Description
 	// DelegationID names the delegation whose proxy the job uses (ADL DataStaging/DelegationID).
 	DelegationID string
-	// Stdout, Stderr are session-relative file names of the job's standard output and error.
+	// Stdout and Stderr are session-relative file names of the job's standard output and error.
 	Stdout, Stderr string
 	// LogDir is the session-relative directory of the grid manager's log (xRSL gmlog).
 	LogDir string

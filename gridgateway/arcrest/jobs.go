@@ -31,11 +31,14 @@ import (
 const (
 	// InterfaceLabel marks GridJobs submitted through ARC REST (value InterfaceValue).
 	InterfaceLabel = "kubehtc.io/interface"
+	// InterfaceValue is the value of InterfaceLabel.
 	InterfaceValue = "arcrest"
-	// StdoutAnnotation, StderrAnnotation, LogDirAnnotation keep the session-relative names the description
-	// gave (GLUE2 StdOut, StdErr, LogDir; arccat reads them).
+	// StdoutAnnotation keeps the session-relative name of the job's standard output (GLUE2 StdOut; arccat
+	// reads it).
 	StdoutAnnotation = "arc.kubehtc.io/stdout"
+	// StderrAnnotation keeps the name of the job's standard error (GLUE2 StdErr).
 	StderrAnnotation = "arc.kubehtc.io/stderr"
+	// LogDirAnnotation keeps the name of the job's log directory (xRSL gmlog, GLUE2 LogDir).
 	LogDirAnnotation = "arc.kubehtc.io/logdir"
 	// DelegationAnnotation is the delegation the job uses.
 	DelegationAnnotation = "arc.kubehtc.io/delegation"

@@ -159,6 +159,7 @@ type statusRecorder struct {
 	code int
 }
 
+// WriteHeader implements http.ResponseWriter.
 func (s *statusRecorder) WriteHeader(code int) {
 	if s.code == 0 {
 		s.code = code
@@ -166,6 +167,7 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+// Write implements http.ResponseWriter.
 func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.code == 0 {
 		s.code = http.StatusOK
@@ -179,6 +181,7 @@ type httpError struct {
 	msg  string
 }
 
+// Error implements error.
 func (e *httpError) Error() string { return e.msg }
 
 func errorf(code int, format string, args ...any) error {

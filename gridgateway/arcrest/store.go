@@ -47,20 +47,26 @@ type Store interface {
 
 // Areas of a job in the Store.
 const (
+	// AreaSession is the session directory: inputs and outputs, served under jobs/<id>/session.
 	AreaSession = "session"
+	// AreaControl holds the gateway's files of the job: its description and log (diagnose/*).
 	AreaControl = "control"
 )
 
 // JobKey names a job in the Store.
 type JobKey struct {
+	// Namespace and Name of the GridJob.
 	Namespace, Name string
 }
 
+// String is namespace/name.
 func (k JobKey) String() string { return k.Namespace + "/" + k.Name }
 
 // StoredJob is a job with files in the Store.
 type StoredJob struct {
-	Key      JobKey
+	// Key names the job.
+	Key JobKey
+	// Modified is the last change of the job's directory.
 	Modified time.Time
 }
 
@@ -71,9 +77,13 @@ type File interface {
 
 // FileInfo describes a stored file or directory.
 type FileInfo struct {
-	Name     string
-	Size     int64
-	Dir      bool
+	// Name is the base name.
+	Name string
+	// Size in bytes (files).
+	Size int64
+	// Dir is set for a directory.
+	Dir bool
+	// Modified is the last change.
 	Modified time.Time
 }
 
