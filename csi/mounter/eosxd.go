@@ -3,8 +3,6 @@ package mounter
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 )
 
@@ -67,19 +65,7 @@ func (h EOSHelper) Mount(ctx context.Context, v Volume, target string, readOnly 
 	if bin == "" {
 		bin = DefaultEOSXD
 	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%w: EOS FUSE client %s not installed: %v", ErrUnavailable, bin, err)
-	}
-	run := h.Run
-	if run == nil {
-		run = func(ctx context.Context, name string, args ...string) ([]byte, error) {
-			return exec.CommandContext(ctx, name, args...).CombinedOutput()
-		}
-	}
-	if out, err := run(ctx, cmd[0], cmd[1:]...); err != nil {
-		return fmt.Errorf("%s: %w: %s", strings.Join(cmd, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	return runClient(ctx, h.Run, "EOS FUSE client", bin, cmd)
 }
 
 // Shows checks that entry is an eosxd FUSE mount (type fuse.eosxd) of v's instance (its fsname, the source

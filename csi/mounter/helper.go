@@ -56,10 +56,15 @@ func (h Helper) Mount(ctx context.Context, v Volume, target string, _ bool) erro
 	if helper == "" {
 		helper = DefaultCVMFSHelper
 	}
-	if _, err := os.Stat(helper); err != nil {
-		return fmt.Errorf("%w: CVMFS mount helper %s not installed: %v", ErrUnavailable, helper, err)
+	return runClient(ctx, h.Run, "CVMFS mount helper", helper, cmd)
+}
+
+// runClient runs a client's mount command after checking that the client's binary is installed; the error
+// carries the command and its output.
+func runClient(ctx context.Context, run func(context.Context, string, ...string) ([]byte, error), what, binary string, cmd []string) error {
+	if _, err := os.Stat(binary); err != nil {
+		return fmt.Errorf("%w: %s %s not installed: %v", ErrUnavailable, what, binary, err)
 	}
-	run := h.Run
 	if run == nil {
 		run = func(ctx context.Context, name string, args ...string) ([]byte, error) {
 			return exec.CommandContext(ctx, name, args...).CombinedOutput()

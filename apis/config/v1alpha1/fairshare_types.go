@@ -1,10 +1,8 @@
 package v1alpha1
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -72,25 +70,5 @@ func ValidateFairShareArgs(args *FairShareArgs) error {
 // DecodeFairShareArgs turns what the scheduler passes to the plugin into defaulted, validated args.
 // Unknown fields are errors.
 func DecodeFairShareArgs(obj runtime.Object) (*FairShareArgs, error) {
-	args := &FairShareArgs{}
-	switch o := obj.(type) {
-	case nil:
-	case *FairShareArgs:
-		args = o.DeepCopy()
-	case *runtime.Unknown:
-		if len(o.Raw) > 0 {
-			dec := json.NewDecoder(strings.NewReader(string(o.Raw)))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(args); err != nil {
-				return nil, fmt.Errorf("decoding FairShareArgs: %w", err)
-			}
-		}
-	default:
-		return nil, fmt.Errorf("want args of type FairShareArgs, got %T", obj)
-	}
-	SetDefaults_FairShareArgs(args)
-	if err := ValidateFairShareArgs(args); err != nil {
-		return nil, fmt.Errorf("invalid FairShareArgs: %w", err)
-	}
-	return args, nil
+	return decodeArgs(obj, "FairShareArgs", SetDefaults_FairShareArgs, ValidateFairShareArgs)
 }

@@ -1,7 +1,6 @@
 package v1alpha1
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -68,27 +67,7 @@ func ValidateGangArgs(args *GangArgs) error {
 // DecodeGangArgs turns what the scheduler passes to the plugin (nil, *GangArgs, or runtime.Unknown) into
 // defaulted, validated args. Unknown fields are errors.
 func DecodeGangArgs(obj runtime.Object) (*GangArgs, error) {
-	args := &GangArgs{}
-	switch o := obj.(type) {
-	case nil:
-	case *GangArgs:
-		args = o.DeepCopy()
-	case *runtime.Unknown:
-		if len(o.Raw) > 0 {
-			dec := json.NewDecoder(strings.NewReader(string(o.Raw)))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(args); err != nil {
-				return nil, fmt.Errorf("decoding GangArgs: %w", err)
-			}
-		}
-	default:
-		return nil, fmt.Errorf("want args of type GangArgs, got %T", obj)
-	}
-	SetDefaults_GangArgs(args)
-	if err := ValidateGangArgs(args); err != nil {
-		return nil, fmt.Errorf("invalid GangArgs: %w", err)
-	}
-	return args, nil
+	return decodeArgs(obj, "GangArgs", SetDefaults_GangArgs, ValidateGangArgs)
 }
 
 // DeepCopyInto copies args into out.

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -124,25 +125,34 @@ func ValidatePackSpreadArgs(args *PackSpreadArgs) error {
 // DecodePackSpreadArgs turns the args the scheduler passes to the plugin (nil, *PackSpreadArgs, or the
 // runtime.Unknown of an unregistered type) into defaulted, validated args. Unknown fields are errors.
 func DecodePackSpreadArgs(obj runtime.Object) (*PackSpreadArgs, error) {
-	args := &PackSpreadArgs{}
+	return decodeArgs(obj, "PackSpreadArgs", SetDefaults_PackSpreadArgs, ValidatePackSpreadArgs)
+}
+
+// decodeArgs is the Decode* of every args type: nil gives the defaults; a *T is copied; the raw JSON of a
+// runtime.Unknown is decoded strictly. Then the defaults are set and the result validated.
+func decodeArgs[T any, PT interface {
+	*T
+	runtime.Object
+}](obj runtime.Object, kind string, setDefaults func(PT), validate func(PT) error) (PT, error) {
+	args := PT(new(T))
 	switch o := obj.(type) {
 	case nil:
-	case *PackSpreadArgs:
-		args = o.DeepCopy()
+	case PT:
+		args = o.DeepCopyObject().(PT)
 	case *runtime.Unknown:
 		if len(o.Raw) > 0 {
-			dec := json.NewDecoder(strings.NewReader(string(o.Raw)))
+			dec := json.NewDecoder(bytes.NewReader(o.Raw))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(args); err != nil {
-				return nil, fmt.Errorf("decoding PackSpreadArgs: %w", err)
+				return nil, fmt.Errorf("decoding %s: %w", kind, err)
 			}
 		}
 	default:
-		return nil, fmt.Errorf("want args of type PackSpreadArgs, got %T", obj)
+		return nil, fmt.Errorf("want args of type %s, got %T", kind, obj)
 	}
-	SetDefaults_PackSpreadArgs(args)
-	if err := ValidatePackSpreadArgs(args); err != nil {
-		return nil, fmt.Errorf("invalid PackSpreadArgs: %w", err)
+	setDefaults(args)
+	if err := validate(args); err != nil {
+		return nil, fmt.Errorf("invalid %s: %w", kind, err)
 	}
 	return args, nil
 }
