@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"log"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -28,17 +30,18 @@ func TLSConfig(cert tls.Certificate) *tls.Config {
 // Serve serves h over TLS on lis until ctx ends, then shuts down gracefully (at most shutdown; 0 means
 // 10 s).
 func Serve(ctx context.Context, lis net.Listener, tlsConfig *tls.Config, h http.Handler, shutdown time.Duration) error {
+	logger := klog.FromContext(ctx)
 	hs := &http.Server{
 		Handler:           h,
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ErrorLog:          nil,
+		// TLS handshake failures (clients without a trusted CA, scanners) are routine: verbosity 2.
+		ErrorLog: log.New(serverLog{logger}, "", 0),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(tls.NewListener(lis, tlsConfig)) }()
-	logger := klog.FromContext(ctx)
 	logger.Info("ARC REST interface serving", "address", lis.Addr().String())
 	select {
 	case err := <-errc:
@@ -53,4 +56,13 @@ func Serve(ctx context.Context, lis net.Listener, tlsConfig *tls.Config, h http.
 	}
 	logger.Info("ARC REST interface stopped")
 	return err
+}
+
+// serverLog turns net/http's error log lines into structured log entries.
+type serverLog struct{ logger klog.Logger }
+
+// Write implements io.Writer.
+func (l serverLog) Write(p []byte) (int, error) {
+	l.logger.V(2).Info("HTTPS server", "msg", strings.TrimSpace(string(p)))
+	return len(p), nil
 }
