@@ -167,10 +167,8 @@ func (a *Accountant) gather(ctx context.Context, tree *fairshare.Tree) (*inputs,
 		return nil, fmt.Errorf("listing nodes: %w", err)
 	}
 	free := corev1.ResourceList{}
+	// Cordoned nodes count: their pods still run, and cordoning for maintenance should not shift targets.
 	for i := range nodes.Items {
-		if nodes.Items[i].Spec.Unschedulable {
-			continue
-		}
 		addTo(free, nodes.Items[i].Status.Allocatable, 1)
 	}
 	var pods corev1.PodList

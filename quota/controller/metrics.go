@@ -29,7 +29,7 @@ var (
 	}, []string{"queue"})
 	capacityGauge = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "kubehtc_fairshare_capacity_core_equivalents",
-		Help: "Capacity the queues divide: allocatable of schedulable nodes minus requests of running pods outside any queue.",
+		Help: "Capacity the queues divide: allocatable of the nodes minus requests of running pods outside any queue.",
 	})
 	accountingsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kubehtc_quota_accountings_total",

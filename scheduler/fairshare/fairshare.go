@@ -153,8 +153,8 @@ func (pl *FairShare) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHi
 	return []fwk.ClusterEventWithHint{
 		// A pod leaving a node lowers its queue's usage (limits, caps) and frees room.
 		{Event: fwk.ClusterEvent{Resource: fwk.AssignedPod, ActionType: fwk.Delete}, QueueingHintFn: queue},
-		// New nodes raise the capacity queues divide, so targets and caps.
-		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeAllocatable}, QueueingHintFn: queue},
+		// New nodes raise the capacity queues divide, so targets and caps; an uncordoned node is room again.
+		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeAllocatable | fwk.UpdateNodeTaint}, QueueingHintFn: queue},
 		// A Queue created or changed (a raised limit, a new weight) or the namespace label set.
 		{Event: fwk.ClusterEvent{Resource: internal.EventResource, ActionType: fwk.Add | fwk.Update}, QueueingHintFn: queue},
 	}, nil

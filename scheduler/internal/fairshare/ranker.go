@@ -78,7 +78,7 @@ type ranker struct {
 	assumed  map[types.UID]*podUsage
 	policy   fairshare.Policy
 	byUser   map[nsUser]*userSums                   // sums of pods and assumed
-	nodes    map[string]map[v1.ResourceName]float64 // allocatable of schedulable nodes
+	nodes    map[string]map[v1.ResourceName]float64 // allocatable of the nodes
 	capacity map[v1.ResourceName]float64            // their sum
 	dirty    bool
 	computed time.Time
@@ -220,7 +220,8 @@ func (r *ranker) setNode(obj any, present bool) {
 		r.capacity[k] -= v
 	}
 	delete(r.nodes, n.Name)
-	if present && !n.Spec.Unschedulable {
+	// Cordoned nodes count: their pods still run, and cordoning for maintenance should not shift targets.
+	if present {
 		alloc := make(map[v1.ResourceName]float64, len(n.Status.Allocatable))
 		for k, q := range n.Status.Allocatable {
 			alloc[k] = q.AsApproximateFloat64()
