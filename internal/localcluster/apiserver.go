@@ -55,6 +55,9 @@ func startAPIServer(ctx context.Context, dir, etcdURL string, gates map[string]b
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--endpoint-reconciler-type=none",
 		"--authorization-mode=RBAC",
+		// As kubeadm and managed clusters run it: the CSI node plugin and the snapshotter installer are
+		// privileged DaemonSets (deploy/charts/kubehtc), which deploy/deploytest applies.
+		"--allow-privileged=true",
 		// Pitfall 1 of ARCHITECTURE.md: without the node lifecycle controller nothing would ever remove the
 		// not-ready taint this plugin puts on new nodes.
 		"--disable-admission-plugins=TaintNodesByCondition",
