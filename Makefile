@@ -57,10 +57,11 @@ kubectl: ## Build kubectl (same Kubernetes version) into bin/.
 lint: ## gofmt and go vet.
 	hack/lint.sh
 
-generate: ## Regenerate generated files (go.mod replace block, deepcopy + CRDs, gRPC code).
+generate: ## Regenerate generated files (go.mod replace block, deepcopy + CRDs, gRPC code, kustomize files from the chart).
 	hack/gen-k8s-replaces.sh
 	hack/gen-crds.sh
 	hack/gen-proto.sh
+	MANIFESTS_SKIP_RENDER=1 hack/manifests.sh
 	$(GO) mod tidy
 
 verify: ## Regenerate, then fail if anything changed; check import boundaries.

@@ -54,6 +54,7 @@ func renderings() []rendering {
 		{"kustomize base", func() ([]byte, error) { return Kustomize(filepath.Join(kust, "base")) }, []string{"scheduler", "controller"}},
 		{"chart defaults", func() ([]byte, error) { return RenderChart("--include-crds") }, []string{"scheduler", "controller"}},
 		{"chart all components", func() ([]byte, error) { return RenderChart("--include-crds", "-f", AllComponentsValues()) }, []string{"scheduler", "controller", "controller-vo-credentials", "gateway", "csi"}},
+		{"chart replacing the default scheduler", func() ([]byte, error) { return RenderChart("--include-crds", "--set", "scheduler.mode=replace") }, []string{"scheduler-replace"}},
 		{"kustomize cern-like overlay", func() ([]byte, error) { return Kustomize(filepath.Join(kust, "overlays", "cern-like")) }, []string{"scheduler", "controller", "gateway", "csi"}},
 	}
 }

@@ -128,6 +128,19 @@ var accessOf = map[string]access{
 			ops("*", "*", "", "", "", "*"),
 		),
 	},
+	// As the default scheduler's replacement it holds the stock scheduler's lease in kube-system.
+	"scheduler-replace": {
+		serviceAccount: "kubehtc-scheduler",
+		allowed: join(
+			ops("coordination.k8s.io", "leases", "", "kube-system", "kube-scheduler", "get", "update"),
+			ops("scheduling.x-k8s.io", "podgroups", "", "", "", "list", "watch"),
+			ops("kubehtc.io", "queues", "", "", "", "list", "watch"),
+		),
+		denied: join(
+			ops("coordination.k8s.io", "leases", "", "kube-system", "kube-controller-manager", "update"),
+			ops("*", "*", "", "", "", "*"),
+		),
+	},
 	// With gateway VOs in the values the controller reads credential Secrets only in VO namespaces.
 	"controller-vo-credentials": {
 		serviceAccount: "kubehtc-controller",

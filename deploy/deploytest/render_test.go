@@ -235,7 +235,7 @@ func TestKustomizeTreeIsUpToDate(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(want, got) {
-			t.Errorf("deploy/kustomize/%s is out of date with the chart: run make manifests and commit it (-want,+got):\n%s", rel, cmp.Diff(string(want), string(got)))
+			t.Errorf("deploy/kustomize/%s is out of date with the chart (or scheduler/kubehtc-scheduler-config.yaml, which the chart links): run make manifests and commit it (-want,+got):\n%s", rel, cmp.Diff(string(want), string(got)))
 		}
 	}
 }
