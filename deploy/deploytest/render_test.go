@@ -325,3 +325,40 @@ func TestGatewaySiteConfiguration(t *testing.T) {
 		t.Errorf("gateway Roles by namespace (-VO namespaces,+Roles):\n%s", d)
 	}
 }
+
+// TestPackagedChartIsSelfContained packages the chart (what a chart repository serves: helm package copies the
+// linked CRDs and files) and checks that the package renders exactly what the chart directory renders.
+func TestPackagedChartIsSelfContained(t *testing.T) {
+	helm, err := Helm()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command(helm, "package", Chart(), "-d", dir).CombinedOutput(); err != nil {
+		t.Fatalf("helm package: %v\n%s", err, out)
+	}
+	pkgs, _ := filepath.Glob(filepath.Join(dir, "kubehtc-*.tgz"))
+	if len(pkgs) != 1 {
+		t.Fatalf("want one package, found %v", pkgs)
+	}
+	args := []string{"--namespace", Namespace, "--include-crds", "-f", AllComponentsValues()}
+	fromPackage, err := exec.Command(helm, append([]string{"template", Release, pkgs[0]}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("helm template of the package: %v", err)
+	}
+	fromDir, err := RenderChart(args[2:]...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Decode(fromDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(fromPackage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("the packaged chart renders differently (-directory,+package):\n%s", d)
+	}
+}
