@@ -11,8 +11,9 @@
 //
 // A scheduling attempt runs PreFilter, Filter on every node, PreScore, Score and Reserve, then binds the pod in
 // the cache; ties between best nodes are broken by a seeded random choice, as kube-scheduler breaks them at
-// random. Not modelled: PostFilter (preemption), Permit waits (a pod whose Permit says Wait is not placed),
-// PreBind/Bind plugins, nominated pods, percentageOfNodesToScore (every feasible node is scored).
+// random, and like kube-scheduler the search stops after percentageOfNodesToScore feasible nodes, starting
+// where the previous search stopped. Not modelled: PostFilter (preemption), Permit waits (a pod whose Permit
+// says Wait is not placed), PreBind/Bind plugins, nominated pods.
 package simframework
 
 import (
@@ -59,6 +60,10 @@ type Scheduler struct {
 	rng      *rand.Rand
 	logger   klog.Logger
 	cancel   context.CancelFunc
+	// percentage is the profile's percentageOfNodesToScore (0: adaptive); nextStart is where the next
+	// search over nodes begins, rotating as in kube-scheduler.
+	percentage int32
+	nextStart  int
 }
 
 // Profiles returns the scheduler names of the profiles in scheduler.Config.
@@ -164,6 +169,11 @@ func New(ctx context.Context, profile string, seed uint64) (*Scheduler, error) {
 		}
 	}
 	sort.Slice(s.disabled, func(i, j int) bool { return s.disabled[i].Name < s.disabled[j].Name })
+	if prof.PercentageOfNodesToScore != nil {
+		s.percentage = *prof.PercentageOfNodesToScore
+	} else if cfg.PercentageOfNodesToScore != nil {
+		s.percentage = *cfg.PercentageOfNodesToScore
+	}
 	return s, nil
 }
 
@@ -235,9 +245,16 @@ func (s *Scheduler) Schedule(ctx context.Context, pod *v1.Pod) (*v1.Pod, error) 
 	if err != nil {
 		return nil, fmt.Errorf("listing nodes: %w", err)
 	}
-	feasible := make([]fwk.NodeInfo, 0, len(all))
+	want := s.numFeasibleNodesToFind(int32(len(all)))
+	feasible := make([]fwk.NodeInfo, 0, want)
 	reasons := map[string]int{}
-	for _, ni := range all {
+	processed := 0
+	for i := range all {
+		if len(feasible) >= int(want) {
+			break
+		}
+		ni := all[(s.nextStart+i)%len(all)]
+		processed++
 		if pre != nil && !pre.AllNodes() && !pre.NodeNames.Has(ni.Node().Name) {
 			continue
 		}
@@ -250,6 +267,9 @@ func (s *Scheduler) Schedule(ctx context.Context, pod *v1.Pod) (*v1.Pod, error) 
 			return nil, fmt.Errorf("filter: %w", st.AsError())
 		}
 		reasons[st.Plugin()]++
+	}
+	if len(all) > 0 {
+		s.nextStart = (s.nextStart + processed) % len(all)
 	}
 	if len(feasible) == 0 {
 		return nil, fmt.Errorf("%w: 0/%d nodes fit (%s)", ErrUnschedulable, len(all), summarize(reasons))
@@ -280,6 +300,21 @@ func (s *Scheduler) Schedule(ctx context.Context, pod *v1.Pod) (*v1.Pod, error) 
 		return nil, fmt.Errorf("binding: %w", err)
 	}
 	return bound, nil
+}
+
+// numFeasibleNodesToFind is how many feasible nodes a cycle looks for before scoring, with kube-scheduler's
+// rule: all of them up to 100 nodes; else percentageOfNodesToScore, adaptive by default (50% minus 1% per 125
+// nodes, at least 5%), and never fewer than 100.
+func (s *Scheduler) numFeasibleNodesToFind(n int32) int32 {
+	const minNodes, minPercentage = 100, 5
+	if n < minNodes || s.percentage >= 100 {
+		return n
+	}
+	pct := s.percentage
+	if pct == 0 {
+		pct = max(50-n/125, minPercentage)
+	}
+	return max(n*pct/100, minNodes)
 }
 
 // pick returns the node with the highest total score, choosing uniformly among ties.

@@ -4,8 +4,8 @@
 // best node, or stays pending until the next completion frees capacity.
 //
 // Like kube-scheduler, pods that do not fit do not block the ones behind them. Not modelled: preemption,
-// back-off timers (a pod is retried at every instant where something finished, the moment a queueing hint
-// would let it retry), and plugins that need an API server (see simframework; they are named in the results).
+// back-off timers (a pod that did not fit is retried at every instant where something finished, when a queueing
+// hint would let it retry; a new arrival only tries itself), and plugins that need an API server (see simframework; they are named in the results).
 package fast
 
 import (
@@ -46,6 +46,9 @@ type pending struct {
 	p      *workload.Pod
 	obj    *v1.Pod
 	queued time.Time
+	// tried: the pod failed at the current capacity; only a completion (freed capacity) makes it worth
+	// retrying, as kube-scheduler's queueing hints only requeue it on such events.
+	tried bool
 }
 
 type running struct {
@@ -174,6 +177,11 @@ func Run(ctx context.Context, set *workload.Set, opts Options) (*metrics.Result,
 		// Scheduling pass over the queue in order; bound pods leave it.
 		kept := queue[:0]
 		for _, e := range queue {
+			if e.tried && !freed {
+				kept = append(kept, e)
+				continue
+			}
+			e.tried = true
 			if !fr.fits(e.p) {
 				kept = append(kept, e)
 				if e.p.GPUs > 0 {
