@@ -47,12 +47,14 @@ func main() {
 	)
 	flag.StringVar(&arc.listen, "arc-listen", "", "ARC CE REST listen address (HTTPS, e.g. :443; empty disables); uses -tls-cert and -tls-key")
 	flag.StringVar(&arc.caDir, "arc-ca-dir", "/etc/grid-security/certificates", "CA directory (IGTF layout, hash links) for client proxies and delegations")
-	flag.StringVar(&arc.sessionDir, "arc-session-dir", "/var/lib/kubehtc/sessions", "session store directory (a ReadWriteMany volume shared with the job Pods)")
+	flag.StringVar(&arc.sessionDir, "arc-session-dir", "/var/lib/kubehtc/sessions", "session store directory (a ReadWriteMany volume shared with the job Pods); the gRPC API's ListOutputs/GetOutput read it too (without -arc-listen only when this flag is given)")
+	flag.Int64Var(&arc.maxDownload, "max-output-bytes", server.DefaultMaxOutputBytes, "largest file the gRPC GetOutput call sends (ResourceExhausted beyond)")
 	flag.StringVar(&arc.publicURL, "arc-public-url", "", "endpoint URL published in GLUE2, e.g. https://ce.example.org/arex (empty: from the request's Host)")
 	flag.Int64Var(&arc.maxUpload, "arc-max-upload-bytes", 1<<30, "largest file a client may upload to a session directory (413 beyond)")
 	flag.DurationVar(&arc.lifetime, "arc-session-lifetime", 7*24*time.Hour, "how long a finished job and its session directory are kept")
 	klog.InitFlags(nil)
 	flag.Parse()
+	flag.Visit(func(f *flag.Flag) { arc.sessionDirSet = arc.sessionDirSet || f.Name == "arc-session-dir" })
 	logger := klog.Background()
 	ctx, stop := signal.NotifyContext(klog.NewContext(context.Background(), logger), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -96,16 +98,29 @@ func run(ctx context.Context, siteFile, listen, certFile, keyFile, clientCA stri
 		}()
 		defer hs.Close()
 	}
-	if arc.listen != "" {
-		if err := startARC(ctx, arc, site, a, restConfig, certFile, keyFile, shutdown, reg); err != nil {
+	var outputs server.OutputStore
+	switch {
+	case arc.listen != "":
+		store, err := startARC(ctx, arc, site, a, restConfig, certFile, keyFile, shutdown, reg)
+		if err != nil {
 			return err
 		}
+		outputs = arcrest.OutputStore(store)
+	case arc.sessionDirSet:
+		store, err := startCollector(ctx, arc, site, a, restConfig)
+		if err != nil {
+			return err
+		}
+		outputs = arcrest.OutputStore(store)
+	default:
+		klog.FromContext(ctx).Info("No session store (-arc-session-dir): the gRPC output calls answer FailedPrecondition")
 	}
 	lis, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}
-	return server.Serve(ctx, server.Config{Site: site, Auth: a, REST: restConfig, Listener: lis, TLS: tlsConfig, Registerer: reg, ShutdownTimeout: shutdown})
+	return server.Serve(ctx, server.Config{Site: site, Auth: a, REST: restConfig, Listener: lis, TLS: tlsConfig, Registerer: reg,
+		ShutdownTimeout: shutdown, Outputs: outputs, MaxOutputBytes: arc.maxDownload})
 }
 
 // serverTLS builds the TLS configuration: a server certificate, and client certificates verified against
@@ -139,43 +154,70 @@ func serverTLS(certFile, keyFile, clientCA string, insecure bool) (*tls.Config, 
 // arcFlags are the ARC REST interface's flags.
 type arcFlags struct {
 	listen, caDir, sessionDir, publicURL string
-	maxUpload                            int64
+	maxUpload, maxDownload               int64
 	lifetime                             time.Duration
+	// sessionDirSet: -arc-session-dir was given (a gRPC-only gateway then keeps a session store).
+	sessionDirSet bool
 }
 
-// startARC serves the ARC CE REST interface beside the gRPC API and runs its output collector.
-func startARC(ctx context.Context, f arcFlags, site *config.Site, a *auth.Authenticator, restConfig *rest.Config, certFile, keyFile string, shutdown time.Duration, reg prometheus.Registerer) error {
-	if certFile == "" || keyFile == "" {
-		return errors.New("-arc-listen needs -tls-cert and -tls-key")
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return err
-	}
-	cas, n, err := arcrest.LoadCADirOrNil(f.caDir)
-	if err != nil {
-		return err
-	}
+// startCollector runs the output collector on the session store for a gateway without the ARC REST
+// interface, so that gRPC jobs' outputs are collected (ListOutputs, GetOutput).
+func startCollector(ctx context.Context, f arcFlags, site *config.Site, a *auth.Authenticator, restConfig *rest.Config) (arcrest.Store, error) {
 	c, err := server.NewClient(restConfig)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cs, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	store, err := arcrest.NewFileStore(f.sessionDir)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	srv, err := arcrest.New(arcrest.Options{Site: site, Auth: a, Client: c, Store: store, SessionLifetime: f.lifetime})
+	if err != nil {
+		return nil, err
+	}
+	klog.FromContext(ctx).Info("Session store for gRPC outputs", "sessionDir", f.sessionDir)
+	go srv.RunCollector(ctx, arcrest.PodLogs(cs))
+	return store, nil
+}
+
+// startARC serves the ARC CE REST interface beside the gRPC API and runs its output collector; it returns
+// the session store.
+func startARC(ctx context.Context, f arcFlags, site *config.Site, a *auth.Authenticator, restConfig *rest.Config, certFile, keyFile string, shutdown time.Duration, reg prometheus.Registerer) (arcrest.Store, error) {
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("-arc-listen needs -tls-cert and -tls-key")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	cas, n, err := arcrest.LoadCADirOrNil(f.caDir)
+	if err != nil {
+		return nil, err
+	}
+	c, err := server.NewClient(restConfig)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return nil, err
+	}
+	store, err := arcrest.NewFileStore(f.sessionDir)
+	if err != nil {
+		return nil, err
 	}
 	srv, err := arcrest.New(arcrest.Options{Site: site, Auth: a, CAs: cas, Client: c, Store: store, PublicURL: f.publicURL,
 		MaxUploadBytes: f.maxUpload, SessionLifetime: f.lifetime, Registerer: reg})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	lis, err := net.Listen("tcp", f.listen)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	klog.FromContext(ctx).Info("ARC REST interface", "address", f.listen, "trustedCAs", n, "sessionDir", f.sessionDir)
 	go func() {
@@ -184,5 +226,5 @@ func startARC(ctx context.Context, f arcFlags, site *config.Site, a *auth.Authen
 		}
 	}()
 	go srv.RunCollector(ctx, arcrest.PodLogs(cs))
-	return nil
+	return store, nil
 }

@@ -25,10 +25,18 @@ type PodLogFunc func(ctx context.Context, namespace, pod string) (io.ReadCloser,
 // MaxLogBytes bounds the container log copied into a session directory.
 const MaxLogBytes = 64 << 20
 
-// RunCollector runs until ctx ends. It watches the ARC jobs of every VO namespace and, when one ends,
-// puts its outputs into its session directory, then marks it collected (until then a finished job
-// reports FINISHING, so that arcget never sees a half-filled directory). It also cleans jobs whose
-// session lifetime is over.
+// Names of the standard output and error in the session directory of a job submitted over gRPC (an ARC
+// job's description names its own).
+const (
+	GRPCStdout = "stdout"
+	GRPCStderr = "stderr"
+)
+
+// RunCollector runs until ctx ends. It watches the GridJobs of every VO namespace — those of the ARC
+// interface and of the gRPC API alike — and, when one ends, puts its outputs into its session directory,
+// then marks it collected (until then a finished ARC job reports FINISHING, so that arcget never sees a
+// half-filled directory; gRPC ListOutputs reports complete). It also cleans ARC jobs whose session
+// lifetime is over, and session directories whose GridJob is gone.
 //
 // Where outputs come from:
 //   - On a real cluster with a shared session volume (translate.PodOptions.SessionClaimName) the job
@@ -58,8 +66,8 @@ func (s *Server) collectNamespace(ctx context.Context, ns string, logs PodLogFun
 	logger := klog.FromContext(ctx).WithValues("namespace", ns)
 	for ctx.Err() == nil {
 		var list kubehtcv1alpha1.GridJobList
-		if err := s.opts.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{InterfaceLabel: InterfaceValue}); err != nil {
-			logger.V(2).Info("Listing ARC jobs failed; retrying", "err", err)
+		if err := s.opts.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			logger.V(2).Info("Listing grid jobs failed; retrying", "err", err)
 			sleep(ctx, 2*time.Second)
 			continue
 		}
@@ -67,7 +75,7 @@ func (s *Server) collectNamespace(ctx context.Context, ns string, logs PodLogFun
 			s.maybeCollect(ctx, &list.Items[i], logs)
 		}
 		var wl kubehtcv1alpha1.GridJobList
-		w, err := s.opts.Client.Watch(ctx, &wl, client.InNamespace(ns), client.MatchingLabels{InterfaceLabel: InterfaceValue},
+		w, err := s.opts.Client.Watch(ctx, &wl, client.InNamespace(ns),
 			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
 		if err != nil {
 			sleep(ctx, 2*time.Second)
@@ -103,6 +111,9 @@ func (s *Server) maybeCollect(ctx context.Context, gj *kubehtcv1alpha1.GridJob, 
 		return
 	}
 	patch := client.MergeFrom(gj.DeepCopy())
+	if gj.Annotations == nil {
+		gj.Annotations = map[string]string{}
+	}
 	gj.Annotations[CollectedAnnotation] = s.now().UTC().Format(time.RFC3339)
 	if err := s.opts.Client.Patch(ctx, gj, patch); err != nil {
 		logger.V(2).Info("Marking outputs collected failed", "err", err)
@@ -114,6 +125,10 @@ func (s *Server) maybeCollect(ctx context.Context, gj *kubehtcv1alpha1.GridJob, 
 func (s *Server) collect(ctx context.Context, gj *kubehtcv1alpha1.GridJob, logs PodLogFunc) error {
 	key := keyOf(gj)
 	stdout, stderr := gj.Annotations[StdoutAnnotation], gj.Annotations[StderrAnnotation]
+	if gj.Labels[InterfaceLabel] != InterfaceValue {
+		// A job of the gRPC API: its standard output and error go to fixed names (gRPC ListOutputs).
+		stdout, stderr = GRPCStdout, GRPCStderr
+	}
 	put := func(name, text string) error {
 		if name == "" {
 			return nil
@@ -209,7 +224,8 @@ func simulatedRecord(gj *kubehtcv1alpha1.GridJob) string {
 }
 
 // expire cleans ended jobs whose session lifetime is over, and session directories of jobs that no
-// longer exist (deleted through another interface). It lists each VO namespace's ARC jobs once.
+// longer exist (deleted through another interface, e.g. gRPC Clean). It lists each VO namespace's GridJobs
+// once; jobs of the gRPC API keep their files until they are cleaned.
 func (s *Server) expire(ctx context.Context) {
 	stored, err := s.opts.Store.Jobs()
 	if err != nil {
@@ -219,7 +235,7 @@ func (s *Server) expire(ctx context.Context) {
 	listed := map[string]bool{}
 	for _, vo := range s.opts.Site.VOs {
 		var list kubehtcv1alpha1.GridJobList
-		if err := s.opts.Client.List(ctx, &list, client.InNamespace(vo.Namespace), client.MatchingLabels{InterfaceLabel: InterfaceValue}); err != nil {
+		if err := s.opts.Client.List(ctx, &list, client.InNamespace(vo.Namespace)); err != nil {
 			continue // unknown: touch nothing of this namespace
 		}
 		listed[vo.Namespace] = true
@@ -239,7 +255,7 @@ func (s *Server) expire(ctx context.Context) {
 			if s.now().Sub(sj.Modified) > 10*time.Minute {
 				_ = s.opts.Store.RemoveJob(sj.Key)
 			}
-		case gj.Status.EndTime != nil && s.now().Sub(gj.Status.EndTime.Time) > s.opts.SessionLifetime:
+		case gj.Labels[InterfaceLabel] == InterfaceValue && gj.Status.EndTime != nil && s.now().Sub(gj.Status.EndTime.Time) > s.opts.SessionLifetime:
 			if err := s.cleanJob(ctx, gj); err == nil {
 				klog.FromContext(ctx).V(1).Info("ARC job session lifetime over: cleaned", "gridjob", klog.KObj(gj))
 			}

@@ -44,7 +44,7 @@ const (
 	DelegationAnnotation = "arc.kubehtc.io/delegation"
 	// CollectedAnnotation is set (to the time) once the job's outputs are in its session directory; until
 	// then a finished job reports FINISHING.
-	CollectedAnnotation = "arc.kubehtc.io/outputs-collected"
+	CollectedAnnotation = server.OutputsCollectedAnnotation
 	// MaxBulkIDs bounds the ids of one bulk action.
 	MaxBulkIDs = 1000
 )

@@ -34,6 +34,11 @@ type Config struct {
 	TLS *tls.Config
 	// Registerer receives the gateway's metrics (nil: none).
 	Registerer prometheus.Registerer
+	// Outputs is the session store that ListOutputs and GetOutput read (nil: those calls answer
+	// FailedPrecondition).
+	Outputs OutputStore
+	// MaxOutputBytes bounds a downloaded file (0: DefaultMaxOutputBytes).
+	MaxOutputBytes int64
 	// ShutdownTimeout is how long in-flight calls may finish when ctx ends; 0 means 10 s.
 	ShutdownTimeout time.Duration
 }
@@ -58,7 +63,7 @@ func Serve(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
-	g := NewGRPCServer(&Server{Client: c, Site: cfg.Site}, cfg.Auth, cfg.TLS, cfg.Registerer)
+	g := NewGRPCServer(&Server{Client: c, Site: cfg.Site, Outputs: cfg.Outputs, MaxOutputBytes: cfg.MaxOutputBytes}, cfg.Auth, cfg.TLS, cfg.Registerer)
 	logger := klog.FromContext(ctx)
 	logger.Info("Grid gateway serving", "address", cfg.Listener.Addr().String(), "tls", cfg.TLS != nil)
 	errc := make(chan error, 1)

@@ -52,6 +52,11 @@ type Server struct {
 	Client client.WithWatch
 	// Site is the site configuration.
 	Site *config.Site
+	// Outputs reads the jobs' session directories (ListOutputs, GetOutput); nil answers
+	// FailedPrecondition.
+	Outputs OutputStore
+	// MaxOutputBytes is the largest file GetOutput sends; 0 means DefaultMaxOutputBytes.
+	MaxOutputBytes int64
 }
 
 // methodScopes are the WLCG scopes each method needs (../shared/reference/arc-rest.md §4).
@@ -63,6 +68,8 @@ var methodScopes = map[string]string{
 	gatewayv1.Gateway_Cancel_FullMethodName:      auth.ScopeCancel,
 	gatewayv1.Gateway_Clean_FullMethodName:       auth.ScopeCancel,
 	gatewayv1.Gateway_UploadInput_FullMethodName: auth.ScopeModify,
+	gatewayv1.Gateway_ListOutputs_FullMethodName: auth.ScopeRead,
+	gatewayv1.Gateway_GetOutput_FullMethodName:   auth.ScopeRead,
 }
 
 // Scopes tells the authentication interceptors which scope a method needs; health checks need none.

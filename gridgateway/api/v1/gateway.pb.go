@@ -862,6 +862,291 @@ func (x *UploadInputRequest) GetData() []byte {
 	return nil
 }
 
+type ListOutputsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOutputsRequest) Reset() {
+	*x = ListOutputsRequest{}
+	mi := &file_gateway_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOutputsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOutputsRequest) ProtoMessage() {}
+
+func (x *ListOutputsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOutputsRequest.ProtoReflect.Descriptor instead.
+func (*ListOutputsRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListOutputsRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// OutputFile is a file of a job's session directory.
+type OutputFile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// path is slash-separated, relative to the session directory (e.g. "stdout", "results/out.root").
+	Path     string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Size     int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Modified *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=modified,proto3" json:"modified,omitempty"`
+	// declared is set for the description's outputs.
+	Declared      bool `protobuf:"varint,4,opt,name=declared,proto3" json:"declared,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutputFile) Reset() {
+	*x = OutputFile{}
+	mi := &file_gateway_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutputFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutputFile) ProtoMessage() {}
+
+func (x *OutputFile) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutputFile.ProtoReflect.Descriptor instead.
+func (*OutputFile) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *OutputFile) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *OutputFile) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *OutputFile) GetModified() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Modified
+	}
+	return nil
+}
+
+func (x *OutputFile) GetDeclared() bool {
+	if x != nil {
+		return x.Declared
+	}
+	return false
+}
+
+type ListOutputsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Files []*OutputFile          `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"`
+	// complete is set once the job has ended and the gateway has collected its outputs (stdout, stderr);
+	// before, the list may grow.
+	Complete      bool `protobuf:"varint,2,opt,name=complete,proto3" json:"complete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOutputsResponse) Reset() {
+	*x = ListOutputsResponse{}
+	mi := &file_gateway_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOutputsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOutputsResponse) ProtoMessage() {}
+
+func (x *ListOutputsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOutputsResponse.ProtoReflect.Descriptor instead.
+func (*ListOutputsResponse) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListOutputsResponse) GetFiles() []*OutputFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *ListOutputsResponse) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
+type GetOutputRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// path is a file of ListOutputs: relative, without "." or ".." segments.
+	Path          string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOutputRequest) Reset() {
+	*x = GetOutputRequest{}
+	mi := &file_gateway_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOutputRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOutputRequest) ProtoMessage() {}
+
+func (x *GetOutputRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOutputRequest.ProtoReflect.Descriptor instead.
+func (*GetOutputRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetOutputRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GetOutputRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+// OutputChunk is a piece of a downloaded file, in order.
+type OutputChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// offset of data in the file.
+	Offset int64  `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data   []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// size is the whole file's size (in every chunk).
+	Size          int64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutputChunk) Reset() {
+	*x = OutputChunk{}
+	mi := &file_gateway_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutputChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutputChunk) ProtoMessage() {}
+
+func (x *OutputChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutputChunk.ProtoReflect.Descriptor instead.
+func (*OutputChunk) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *OutputChunk) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *OutputChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *OutputChunk) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 var File_gateway_proto protoreflect.FileDescriptor
 
 const file_gateway_proto_rawDesc = "" +
@@ -943,7 +1228,25 @@ const file_gateway_proto_rawDesc = "" +
 	"\x12UploadInputRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data2\xbc\x04\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"$\n" +
+	"\x12ListOutputsRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x88\x01\n" +
+	"\n" +
+	"OutputFile\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x126\n" +
+	"\bmodified\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bmodified\x12\x1a\n" +
+	"\bdeclared\x18\x04 \x01(\bR\bdeclared\"k\n" +
+	"\x13ListOutputsResponse\x128\n" +
+	"\x05files\x18\x01 \x03(\v2\".kubehtc.gridgateway.v1.OutputFileR\x05files\x12\x1a\n" +
+	"\bcomplete\x18\x02 \x01(\bR\bcomplete\"6\n" +
+	"\x10GetOutputRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\"M\n" +
+	"\vOutputChunk\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size2\x82\x06\n" +
 	"\aGateway\x12L\n" +
 	"\x06Submit\x12%.kubehtc.gridgateway.v1.SubmitRequest\x1a\x1b.kubehtc.gridgateway.v1.Job\x12F\n" +
 	"\x03Get\x12\".kubehtc.gridgateway.v1.GetRequest\x1a\x1b.kubehtc.gridgateway.v1.Job\x12Q\n" +
@@ -951,7 +1254,9 @@ const file_gateway_proto_rawDesc = "" +
 	"\x05Watch\x12$.kubehtc.gridgateway.v1.WatchRequest\x1a\x1b.kubehtc.gridgateway.v1.Job0\x01\x12L\n" +
 	"\x06Cancel\x12%.kubehtc.gridgateway.v1.CancelRequest\x1a\x1b.kubehtc.gridgateway.v1.Job\x12T\n" +
 	"\x05Clean\x12$.kubehtc.gridgateway.v1.CleanRequest\x1a%.kubehtc.gridgateway.v1.CleanResponse\x12V\n" +
-	"\vUploadInput\x12*.kubehtc.gridgateway.v1.UploadInputRequest\x1a\x1b.kubehtc.gridgateway.v1.JobB9Z7github.com/kubehtc/kubehtc/gridgateway/api/v1;gatewayv1b\x06proto3"
+	"\vUploadInput\x12*.kubehtc.gridgateway.v1.UploadInputRequest\x1a\x1b.kubehtc.gridgateway.v1.Job\x12f\n" +
+	"\vListOutputs\x12*.kubehtc.gridgateway.v1.ListOutputsRequest\x1a+.kubehtc.gridgateway.v1.ListOutputsResponse\x12\\\n" +
+	"\tGetOutput\x12(.kubehtc.gridgateway.v1.GetOutputRequest\x1a#.kubehtc.gridgateway.v1.OutputChunk0\x01B9Z7github.com/kubehtc/kubehtc/gridgateway/api/v1;gatewayv1b\x06proto3"
 
 var (
 	file_gateway_proto_rawDescOnce sync.Once
@@ -966,7 +1271,7 @@ func file_gateway_proto_rawDescGZIP() []byte {
 }
 
 var file_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_gateway_proto_goTypes = []any{
 	(Credential_Type)(0),          // 0: kubehtc.gridgateway.v1.Credential.Type
 	(*JobDescription)(nil),        // 1: kubehtc.gridgateway.v1.JobDescription
@@ -981,37 +1286,48 @@ var file_gateway_proto_goTypes = []any{
 	(*CleanRequest)(nil),          // 10: kubehtc.gridgateway.v1.CleanRequest
 	(*CleanResponse)(nil),         // 11: kubehtc.gridgateway.v1.CleanResponse
 	(*UploadInputRequest)(nil),    // 12: kubehtc.gridgateway.v1.UploadInputRequest
-	nil,                           // 13: kubehtc.gridgateway.v1.JobDescription.EnvironmentEntry
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*ListOutputsRequest)(nil),    // 13: kubehtc.gridgateway.v1.ListOutputsRequest
+	(*OutputFile)(nil),            // 14: kubehtc.gridgateway.v1.OutputFile
+	(*ListOutputsResponse)(nil),   // 15: kubehtc.gridgateway.v1.ListOutputsResponse
+	(*GetOutputRequest)(nil),      // 16: kubehtc.gridgateway.v1.GetOutputRequest
+	(*OutputChunk)(nil),           // 17: kubehtc.gridgateway.v1.OutputChunk
+	nil,                           // 18: kubehtc.gridgateway.v1.JobDescription.EnvironmentEntry
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
 }
 var file_gateway_proto_depIdxs = []int32{
-	13, // 0: kubehtc.gridgateway.v1.JobDescription.environment:type_name -> kubehtc.gridgateway.v1.JobDescription.EnvironmentEntry
+	18, // 0: kubehtc.gridgateway.v1.JobDescription.environment:type_name -> kubehtc.gridgateway.v1.JobDescription.EnvironmentEntry
 	0,  // 1: kubehtc.gridgateway.v1.Credential.type:type_name -> kubehtc.gridgateway.v1.Credential.Type
 	1,  // 2: kubehtc.gridgateway.v1.SubmitRequest.description:type_name -> kubehtc.gridgateway.v1.JobDescription
 	2,  // 3: kubehtc.gridgateway.v1.SubmitRequest.credential:type_name -> kubehtc.gridgateway.v1.Credential
-	14, // 4: kubehtc.gridgateway.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
-	14, // 5: kubehtc.gridgateway.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	14, // 6: kubehtc.gridgateway.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	19, // 4: kubehtc.gridgateway.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
+	19, // 5: kubehtc.gridgateway.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	19, // 6: kubehtc.gridgateway.v1.Job.end_time:type_name -> google.protobuf.Timestamp
 	4,  // 7: kubehtc.gridgateway.v1.ListResponse.jobs:type_name -> kubehtc.gridgateway.v1.Job
-	3,  // 8: kubehtc.gridgateway.v1.Gateway.Submit:input_type -> kubehtc.gridgateway.v1.SubmitRequest
-	5,  // 9: kubehtc.gridgateway.v1.Gateway.Get:input_type -> kubehtc.gridgateway.v1.GetRequest
-	6,  // 10: kubehtc.gridgateway.v1.Gateway.List:input_type -> kubehtc.gridgateway.v1.ListRequest
-	8,  // 11: kubehtc.gridgateway.v1.Gateway.Watch:input_type -> kubehtc.gridgateway.v1.WatchRequest
-	9,  // 12: kubehtc.gridgateway.v1.Gateway.Cancel:input_type -> kubehtc.gridgateway.v1.CancelRequest
-	10, // 13: kubehtc.gridgateway.v1.Gateway.Clean:input_type -> kubehtc.gridgateway.v1.CleanRequest
-	12, // 14: kubehtc.gridgateway.v1.Gateway.UploadInput:input_type -> kubehtc.gridgateway.v1.UploadInputRequest
-	4,  // 15: kubehtc.gridgateway.v1.Gateway.Submit:output_type -> kubehtc.gridgateway.v1.Job
-	4,  // 16: kubehtc.gridgateway.v1.Gateway.Get:output_type -> kubehtc.gridgateway.v1.Job
-	7,  // 17: kubehtc.gridgateway.v1.Gateway.List:output_type -> kubehtc.gridgateway.v1.ListResponse
-	4,  // 18: kubehtc.gridgateway.v1.Gateway.Watch:output_type -> kubehtc.gridgateway.v1.Job
-	4,  // 19: kubehtc.gridgateway.v1.Gateway.Cancel:output_type -> kubehtc.gridgateway.v1.Job
-	11, // 20: kubehtc.gridgateway.v1.Gateway.Clean:output_type -> kubehtc.gridgateway.v1.CleanResponse
-	4,  // 21: kubehtc.gridgateway.v1.Gateway.UploadInput:output_type -> kubehtc.gridgateway.v1.Job
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	19, // 8: kubehtc.gridgateway.v1.OutputFile.modified:type_name -> google.protobuf.Timestamp
+	14, // 9: kubehtc.gridgateway.v1.ListOutputsResponse.files:type_name -> kubehtc.gridgateway.v1.OutputFile
+	3,  // 10: kubehtc.gridgateway.v1.Gateway.Submit:input_type -> kubehtc.gridgateway.v1.SubmitRequest
+	5,  // 11: kubehtc.gridgateway.v1.Gateway.Get:input_type -> kubehtc.gridgateway.v1.GetRequest
+	6,  // 12: kubehtc.gridgateway.v1.Gateway.List:input_type -> kubehtc.gridgateway.v1.ListRequest
+	8,  // 13: kubehtc.gridgateway.v1.Gateway.Watch:input_type -> kubehtc.gridgateway.v1.WatchRequest
+	9,  // 14: kubehtc.gridgateway.v1.Gateway.Cancel:input_type -> kubehtc.gridgateway.v1.CancelRequest
+	10, // 15: kubehtc.gridgateway.v1.Gateway.Clean:input_type -> kubehtc.gridgateway.v1.CleanRequest
+	12, // 16: kubehtc.gridgateway.v1.Gateway.UploadInput:input_type -> kubehtc.gridgateway.v1.UploadInputRequest
+	13, // 17: kubehtc.gridgateway.v1.Gateway.ListOutputs:input_type -> kubehtc.gridgateway.v1.ListOutputsRequest
+	16, // 18: kubehtc.gridgateway.v1.Gateway.GetOutput:input_type -> kubehtc.gridgateway.v1.GetOutputRequest
+	4,  // 19: kubehtc.gridgateway.v1.Gateway.Submit:output_type -> kubehtc.gridgateway.v1.Job
+	4,  // 20: kubehtc.gridgateway.v1.Gateway.Get:output_type -> kubehtc.gridgateway.v1.Job
+	7,  // 21: kubehtc.gridgateway.v1.Gateway.List:output_type -> kubehtc.gridgateway.v1.ListResponse
+	4,  // 22: kubehtc.gridgateway.v1.Gateway.Watch:output_type -> kubehtc.gridgateway.v1.Job
+	4,  // 23: kubehtc.gridgateway.v1.Gateway.Cancel:output_type -> kubehtc.gridgateway.v1.Job
+	11, // 24: kubehtc.gridgateway.v1.Gateway.Clean:output_type -> kubehtc.gridgateway.v1.CleanResponse
+	4,  // 25: kubehtc.gridgateway.v1.Gateway.UploadInput:output_type -> kubehtc.gridgateway.v1.Job
+	15, // 26: kubehtc.gridgateway.v1.Gateway.ListOutputs:output_type -> kubehtc.gridgateway.v1.ListOutputsResponse
+	17, // 27: kubehtc.gridgateway.v1.Gateway.GetOutput:output_type -> kubehtc.gridgateway.v1.OutputChunk
+	19, // [19:28] is the sub-list for method output_type
+	10, // [10:19] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_gateway_proto_init() }
@@ -1026,7 +1342,7 @@ func file_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_proto_rawDesc), len(file_gateway_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,8 @@ const (
 	Gateway_Cancel_FullMethodName      = "/kubehtc.gridgateway.v1.Gateway/Cancel"
 	Gateway_Clean_FullMethodName       = "/kubehtc.gridgateway.v1.Gateway/Clean"
 	Gateway_UploadInput_FullMethodName = "/kubehtc.gridgateway.v1.Gateway/UploadInput"
+	Gateway_ListOutputs_FullMethodName = "/kubehtc.gridgateway.v1.Gateway/ListOutputs"
+	Gateway_GetOutput_FullMethodName   = "/kubehtc.gridgateway.v1.Gateway/GetOutput"
 )
 
 // GatewayClient is the client API for Gateway service.
@@ -56,6 +58,13 @@ type GatewayClient interface {
 	// UploadInput stores one of the job's declared input files; the job starts once all have arrived
 	// (scope compute.modify).
 	UploadInput(ctx context.Context, in *UploadInputRequest, opts ...grpc.CallOption) (*Job, error)
+	// ListOutputs lists the files of the job's session directory: what the job left (its stdout, stderr and
+	// declared outputs) and its inputs (scope compute.read). The session store is the ARC REST interface's,
+	// so a job's files are the same through either API.
+	ListOutputs(ctx context.Context, in *ListOutputsRequest, opts ...grpc.CallOption) (*ListOutputsResponse, error)
+	// GetOutput downloads one file of the job's session directory as a stream of chunks (scope
+	// compute.read). Files above the gateway's download limit are refused with ResourceExhausted.
+	GetOutput(ctx context.Context, in *GetOutputRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[OutputChunk], error)
 }
 
 type gatewayClient struct {
@@ -145,6 +154,35 @@ func (c *gatewayClient) UploadInput(ctx context.Context, in *UploadInputRequest,
 	return out, nil
 }
 
+func (c *gatewayClient) ListOutputs(ctx context.Context, in *ListOutputsRequest, opts ...grpc.CallOption) (*ListOutputsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOutputsResponse)
+	err := c.cc.Invoke(ctx, Gateway_ListOutputs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayClient) GetOutput(ctx context.Context, in *GetOutputRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[OutputChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Gateway_ServiceDesc.Streams[1], Gateway_GetOutput_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[GetOutputRequest, OutputChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Gateway_GetOutputClient = grpc.ServerStreamingClient[OutputChunk]
+
 // GatewayServer is the server API for Gateway service.
 // All implementations must embed UnimplementedGatewayServer
 // for forward compatibility.
@@ -169,6 +207,13 @@ type GatewayServer interface {
 	// UploadInput stores one of the job's declared input files; the job starts once all have arrived
 	// (scope compute.modify).
 	UploadInput(context.Context, *UploadInputRequest) (*Job, error)
+	// ListOutputs lists the files of the job's session directory: what the job left (its stdout, stderr and
+	// declared outputs) and its inputs (scope compute.read). The session store is the ARC REST interface's,
+	// so a job's files are the same through either API.
+	ListOutputs(context.Context, *ListOutputsRequest) (*ListOutputsResponse, error)
+	// GetOutput downloads one file of the job's session directory as a stream of chunks (scope
+	// compute.read). Files above the gateway's download limit are refused with ResourceExhausted.
+	GetOutput(*GetOutputRequest, grpc.ServerStreamingServer[OutputChunk]) error
 	mustEmbedUnimplementedGatewayServer()
 }
 
@@ -199,6 +244,12 @@ func (UnimplementedGatewayServer) Clean(context.Context, *CleanRequest) (*CleanR
 }
 func (UnimplementedGatewayServer) UploadInput(context.Context, *UploadInputRequest) (*Job, error) {
 	return nil, status.Error(codes.Unimplemented, "method UploadInput not implemented")
+}
+func (UnimplementedGatewayServer) ListOutputs(context.Context, *ListOutputsRequest) (*ListOutputsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOutputs not implemented")
+}
+func (UnimplementedGatewayServer) GetOutput(*GetOutputRequest, grpc.ServerStreamingServer[OutputChunk]) error {
+	return status.Error(codes.Unimplemented, "method GetOutput not implemented")
 }
 func (UnimplementedGatewayServer) mustEmbedUnimplementedGatewayServer() {}
 func (UnimplementedGatewayServer) testEmbeddedByValue()                 {}
@@ -340,6 +391,35 @@ func _Gateway_UploadInput_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Gateway_ListOutputs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOutputsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).ListOutputs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_ListOutputs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).ListOutputs(ctx, req.(*ListOutputsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Gateway_GetOutput_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(GetOutputRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(GatewayServer).GetOutput(m, &grpc.GenericServerStream[GetOutputRequest, OutputChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Gateway_GetOutputServer = grpc.ServerStreamingServer[OutputChunk]
+
 // Gateway_ServiceDesc is the grpc.ServiceDesc for Gateway service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -371,11 +451,20 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "UploadInput",
 			Handler:    _Gateway_UploadInput_Handler,
 		},
+		{
+			MethodName: "ListOutputs",
+			Handler:    _Gateway_ListOutputs_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Watch",
 			Handler:       _Gateway_Watch_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "GetOutput",
+			Handler:       _Gateway_GetOutput_Handler,
 			ServerStreams: true,
 		},
 	},
