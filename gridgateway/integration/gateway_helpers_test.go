@@ -92,12 +92,21 @@ type gateway struct {
 	site *config.Site
 	auth *auth.Authenticator
 
+	// outputs is the session store of ListOutputs/GetOutput (nil: none).
+	outputs server.OutputStore
+
 	mu   sync.Mutex
 	grpc *grpc.Server
 	done chan struct{}
 }
 
 func startGateway(t testing.TB, issuers ...*issuer) *gateway {
+	t.Helper()
+	return startGatewayWithOutputs(t, nil, issuers...)
+}
+
+// startGatewayWithOutputs starts a gateway whose output calls read outputs.
+func startGatewayWithOutputs(t testing.TB, outputs server.OutputStore, issuers ...*issuer) *gateway {
 	t.Helper()
 	site, err := config.Parse([]byte(siteYAML))
 	if err != nil {
@@ -107,7 +116,7 @@ func startGateway(t testing.TB, issuers ...*issuer) *gateway {
 	for _, is := range issuers {
 		keys[is.url] = &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{is.public}}
 	}
-	g := &gateway{t: t, addr: "127.0.0.1:0", site: site, auth: auth.NewWithKeys(site, keys)}
+	g := &gateway{t: t, addr: "127.0.0.1:0", site: site, auth: auth.NewWithKeys(site, keys), outputs: outputs}
 	g.start()
 	t.Cleanup(g.stop)
 	return g
@@ -127,7 +136,7 @@ func (g *gateway) start() {
 		g.t.Fatal(err)
 	}
 	g.addr = lis.Addr().String()
-	s := server.NewGRPCServer(&server.Server{Client: kc, Site: g.site}, g.auth, nil, nil)
+	s := server.NewGRPCServer(&server.Server{Client: kc, Site: g.site, Outputs: g.outputs}, g.auth, nil, nil)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Serve(lis) }()
 	g.mu.Lock()

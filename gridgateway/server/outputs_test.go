@@ -136,8 +136,8 @@ queues:
 	job := func(owner kubehtcv1alpha1.GridJobOwner, ns, key string, state kubehtcv1alpha1.GridJobState, collected bool) *kubehtcv1alpha1.GridJob {
 		gj := &kubehtcv1alpha1.GridJob{
 			ObjectMeta: metav1.ObjectMeta{Name: JobName(owner, key), Namespace: ns},
-			Spec: kubehtcv1alpha1.GridJobSpec{Owner: owner, ClientKey: key, Description: kubehtcv1alpha1.GridJobDescription{Outputs: []string{"out/result.root"}}},
-			Status: kubehtcv1alpha1.GridJobStatus{State: state},
+			Spec:       kubehtcv1alpha1.GridJobSpec{Owner: owner, ClientKey: key, Description: kubehtcv1alpha1.GridJobDescription{Outputs: []string{"out/result.root"}}},
+			Status:     kubehtcv1alpha1.GridJobStatus{State: state},
 		}
 		if collected {
 			gj.Annotations = map[string]string{OutputsCollectedAnnotation: "2026-01-02T03:04:05Z"}
