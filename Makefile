@@ -11,7 +11,7 @@ JOBS  ?= 2000
 IMAGE_MB ?= 2048
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-unit bench bench-scheduling bench-gang bench-gateway-grpc bench-gateway-arc bench-lazypull demo up lint generate verify manifests kubectl clean
+.PHONY: help build test test-unit bench bench-scheduling bench-gang bench-gateway-grpc bench-gateway-arc bench-lazypull bench-sim sim demo up lint generate verify manifests kubectl clean
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +41,12 @@ bench-gateway-arc: ## ADL jobs/s accepted over ARC REST (HTTPS, proxy certificat
 
 bench-lazypull: ## Lazy vs full image pull: start-up time and bytes, containerd + kubehtc-snapshotter (IMAGE_MB=2048; minutes; root).
 	hack/bench-lazypull.sh -image-mb=$(IMAGE_MB)
+
+bench-sim: ## kubehtc sim fast mode: jobs replayed per wall second on the NASA iPSC trace (18k jobs, 128 cores).
+	hack/bench.sh sim
+
+sim: build ## Run the checked-in simulation scenarios (fast mode) into sim-reports/, each checked against its ranges.
+	for s in site-day nasa-ipsc alibaba-gpu; do $(BIN)/kubehtc sim simulations/scenarios/$$s.yaml --out sim-reports/$$s --check || exit 1; done
 
 demo: build ## Run the demo: a mixed site workload on the local cluster, then a summary.
 	$(BIN)/kubehtc demo

@@ -199,6 +199,8 @@ type Result struct {
 	GPUUnallocatedAtFirstFailure *float64 `json:"gpuUnallocatedAtFirstFailure,omitempty"`
 	// FirstGPUFailureSeconds is when that happened.
 	FirstGPUFailureSeconds *float64 `json:"firstGpuFailureSeconds,omitempty"`
+	// AllocatedAtEnd is the allocated fraction of each resource at the end of the run.
+	AllocatedAtEnd map[string]float64 `json:"allocatedAtEnd"`
 	// WaitCDF is the sorted wait times (seconds), sampled to at most 400 points, for plots.
 	WaitCDF []float64 `json:"waitCdf"`
 	Series  Series    `json:"series"`
@@ -274,6 +276,13 @@ func (r *Recorder) Result(profile, mode string, end time.Duration, jobs int, wal
 		res.GPUUnallocatedAtFirstFailure, res.FirstGPUFailureSeconds = &f, &at
 	}
 	res.Series = r.series(end)
+	res.AllocatedAtEnd = map[string]float64{
+		"cpu":    frac(float64(r.cur.cpu), r.capacity.MilliCPU),
+		"memory": frac(float64(r.cur.mem), r.capacity.MemoryBytes),
+	}
+	if r.capacity.GPUs > 0 {
+		res.AllocatedAtEnd["gpu"] = frac(float64(r.cur.gpu), r.capacity.GPUs)
+	}
 	return res
 }
 
@@ -344,6 +353,9 @@ func (res *Result) Flat() map[string]float64 {
 	put("makespan_seconds", res.MakespanSeconds)
 	for k, v := range res.Utilization {
 		put("utilization_"+k, v)
+	}
+	for k, v := range res.AllocatedAtEnd {
+		put("allocated_at_end_"+k, v)
 	}
 	for k, p := range res.Wait {
 		prefix := "wait"

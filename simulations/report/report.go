@@ -166,7 +166,12 @@ func markdown(res *simulations.Results, plots []string, checked bool, check []er
 			dur(r.MakespanSeconds), r.Utilization["cpu"], opt(r.Utilization, "gpu"), dur(w.P50), dur(w.P90), dur(w.P99),
 			ptr(r.ShareDeviation), ptr(r.GPUUnallocatedAtFirstFailure), r.JobsPerSecond)
 	}
-	b.WriteString("\nUtilization is allocated (requested) capacity averaged over the makespan. Wait is submission to start.\n")
+	for _, r := range res.Runs {
+		if g, ok := r.AllocatedAtEnd["gpu"]; ok {
+			fmt.Fprintf(&b, "\n%s: %.3f of the GPUs allocated at the end.", r.Profile, g)
+		}
+	}
+	b.WriteString("\n\nUtilization is allocated (requested) capacity averaged over the makespan. Wait is submission to start.\n")
 	b.WriteString("Share deviation is the largest |delivered − target| CPU share over queues.\n\n")
 	for _, p := range plots {
 		fmt.Fprintf(&b, "![%s](%s)\n\n", strings.TrimSuffix(p, ".svg"), p)
@@ -208,7 +213,7 @@ func markdown(res *simulations.Results, plots []string, checked bool, check []er
 	if checked {
 		b.WriteString("\n## Range check\n\n")
 		if len(check) == 0 {
-			b.WriteString("Every metric is inside its range (ranges.yaml).\n")
+			b.WriteString("Every metric is inside its range (the scenario's range file).\n")
 		}
 		for _, e := range check {
 			fmt.Fprintf(&b, "- FAIL %s\n", e)
