@@ -49,6 +49,7 @@ func main() {
 	flag.StringVar(&arc.caDir, "arc-ca-dir", "/etc/grid-security/certificates", "CA directory (IGTF layout, hash links) for client proxies and delegations")
 	flag.StringVar(&arc.sessionDir, "arc-session-dir", "/var/lib/kubehtc/sessions", "session store directory (a ReadWriteMany volume shared with the job Pods); the gRPC API's ListOutputs/GetOutput read it too (without -arc-listen only when this flag is given)")
 	flag.Int64Var(&arc.maxDownload, "max-output-bytes", server.DefaultMaxOutputBytes, "largest file the gRPC GetOutput call sends (ResourceExhausted beyond)")
+	flag.StringVar(&arc.vomsDir, "arc-voms-dir", "/etc/grid-security/vomsdir", "vomsdir (<vo>/<host>.lsc) trusting VOMS servers whose attribute certificates in client proxies give FQANs for the VO mapping; a missing directory ignores VOMS attributes")
 	flag.StringVar(&arc.publicURL, "arc-public-url", "", "endpoint URL published in GLUE2, e.g. https://ce.example.org/arex (empty: from the request's Host)")
 	flag.Int64Var(&arc.maxUpload, "arc-max-upload-bytes", 1<<30, "largest file a client may upload to a session directory (413 beyond)")
 	flag.DurationVar(&arc.lifetime, "arc-session-lifetime", 7*24*time.Hour, "how long a finished job and its session directory are kept")
@@ -153,9 +154,9 @@ func serverTLS(certFile, keyFile, clientCA string, insecure bool) (*tls.Config, 
 
 // arcFlags are the ARC REST interface's flags.
 type arcFlags struct {
-	listen, caDir, sessionDir, publicURL string
-	maxUpload, maxDownload               int64
-	lifetime                             time.Duration
+	listen, caDir, sessionDir, publicURL, vomsDir string
+	maxUpload, maxDownload                        int64
+	lifetime                                      time.Duration
 	// sessionDirSet: -arc-session-dir was given (a gRPC-only gateway then keeps a session store).
 	sessionDirSet bool
 }
@@ -197,6 +198,10 @@ func startARC(ctx context.Context, f arcFlags, site *config.Site, a *auth.Authen
 	cas, n, err := arcrest.LoadCADirOrNil(f.caDir)
 	if err != nil {
 		return nil, err
+	}
+	if fi, err := os.Stat(f.vomsDir); err == nil && fi.IsDir() && cas != nil {
+		a.VOMS = &auth.VOMSVerifier{Dir: f.vomsDir, Roots: cas}
+		klog.FromContext(ctx).Info("VOMS attribute certificates verified", "vomsDir", f.vomsDir)
 	}
 	c, err := server.NewClient(restConfig)
 	if err != nil {

@@ -65,6 +65,9 @@ type Authenticator struct {
 	Now func() time.Time
 	// Leeway tolerates clock skew in exp/nbf checks.
 	Leeway time.Duration
+	// VOMS verifies the VOMS attribute certificates of proxy chains (VerifyProxyCertificate), whose FQANs
+	// then take part in the VO mapping; nil ignores them (fqan rules match nothing).
+	VOMS *VOMSVerifier
 }
 
 // New returns an Authenticator that loads each issuer's keys from its JWKS file or URL (URLs are fetched
@@ -163,12 +166,19 @@ func (a *Authenticator) VerifyCertificate(chain []*x509.Certificate) (*Identity,
 	if len(chain) == 0 {
 		return nil, unauthenticated("no verified client certificate")
 	}
-	dn := OpenSSLDN(chain[0])
-	vo, ok := a.site.VOForCertificate(config.CertificateIdentity{DN: dn})
+	return a.certificateIdentity(OpenSSLDN(chain[0]), nil)
+}
+
+// certificateIdentity maps a verified DN and verified VOMS FQANs to an identity.
+func (a *Authenticator) certificateIdentity(dn string, fqans []string) (*Identity, error) {
+	vo, ok := a.site.VOForCertificate(config.CertificateIdentity{DN: dn, FQANs: fqans})
 	if !ok {
+		if len(fqans) > 0 {
+			return nil, status.Errorf(codes.PermissionDenied, "certificate %q with FQANs %v is not mapped to any VO", dn, fqans)
+		}
 		return nil, status.Errorf(codes.PermissionDenied, "certificate %q is not mapped to any VO", dn)
 	}
-	return &Identity{Owner: kubehtcv1alpha1.GridJobOwner{DN: dn}, VO: vo}, nil
+	return &Identity{Owner: kubehtcv1alpha1.GridJobOwner{DN: dn}, VO: vo, Groups: fqans}, nil
 }
 
 // Authenticate identifies the caller of a gRPC call: a bearer token in the authorization metadata, else a

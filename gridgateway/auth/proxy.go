@@ -195,16 +195,33 @@ func issuerDN(c *x509.Certificate) string {
 }
 
 // VerifyProxyCertificate verifies a client chain that may hold RFC 3820 proxies against roots (see
-// VerifyProxyChain) and maps the end-entity certificate's DN to a VO. Errors are gRPC status errors
-// (Unauthenticated, PermissionDenied) like the rest of the package.
+// VerifyProxyChain) and maps the end-entity certificate's DN — and, with a.VOMS, the FQANs of the chain's
+// verified VOMS attribute certificates — to a VO. An attribute certificate that does not verify refuses
+// the caller. Errors are gRPC status errors (Unauthenticated, PermissionDenied) like the rest of the
+// package.
 func (a *Authenticator) VerifyProxyCertificate(chain []*x509.Certificate, roots *x509.CertPool) (*Identity, error) {
 	now := time.Now
 	if a.Now != nil {
 		now = a.Now
 	}
-	eec, err := VerifyProxyChain(chain, roots, now())
+	t := now()
+	eec, err := VerifyProxyChain(chain, roots, t)
 	if err != nil {
 		return nil, unauthenticated("%v", err)
 	}
-	return a.VerifyCertificate([]*x509.Certificate{eec})
+	var fqans []string
+	if a.VOMS != nil {
+		// Only the verified part of the chain: the proxies and the EEC.
+		verified := chain
+		for i, c := range chain {
+			if c == eec {
+				verified = chain[:i+1]
+				break
+			}
+		}
+		if fqans, err = a.VOMS.FQANs(verified, t); err != nil {
+			return nil, unauthenticated("%v", err)
+		}
+	}
+	return a.certificateIdentity(OpenSSLDN(eec), fqans)
 }

@@ -116,6 +116,8 @@ type ProxyOptions struct {
 	NoProxyCertInfo bool
 	// SignWith signs with another key than the issuer's (a forged proxy).
 	SignWith crypto.Signer
+	// Extensions are added to the proxy (e.g. a VOMS attribute certificate sequence).
+	Extensions []pkix.Extension
 }
 
 // Proxy issues an RFC 3820 proxy certificate signed by c (a user certificate or a proxy).
@@ -175,6 +177,7 @@ func (c *Cert) ProxyForPublicKey(pub crypto.PublicKey, o ProxyOptions) (*Cert, e
 		}
 		tmpl.ExtraExtensions = []pkix.Extension{{Id: oidProxyCertInfo, Critical: true, Value: policy}}
 	}
+	tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, o.Extensions...)
 	parent, signer := c.Cert, c.Key
 	if o.SignWith != nil {
 		// A forgery: the issuer's name, another key (crypto/x509 insists that the parent's key match).
