@@ -10,15 +10,19 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/internal/localcluster"
 	"github.com/kubehtc/kubehtc/scheduler"
 )
@@ -27,6 +31,9 @@ var (
 	nodes   = flag.Int("nodes", 1000, "simulated nodes")
 	pods    = flag.Int("pods", 10000, "pods per scheduler profile")
 	workers = flag.Int("workers", 32, "parallel clients creating pods and (un)cordoning nodes")
+	// fairShare puts the kubehtc profile's pods in a leaf queue (VO weight 50 beside idle siblings of 30 and
+	// 20) with ten users, so that ranking, limits and reclaim checks run on every pod.
+	fairShare = flag.Bool("fairshare", true, "kubehtc profile's pods in a fair-share queue with ten users")
 )
 
 // profileResult is one profile's run.
@@ -51,6 +58,11 @@ func BenchmarkScheduling(b *testing.B) {
 	defer c.Stop()
 	fmt.Printf("local cluster: %d nodes ready in %s; scheduler client qps=%g burst=%d\n", *nodes, c.StartupDuration.Round(time.Millisecond), c.ClientQPS, c.ClientBurst)
 	cs := c.Client()
+	if *fairShare {
+		if err := createBenchQueues(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+	}
 	b.ResetTimer()
 	for range b.N {
 		var results []profileResult
@@ -68,15 +80,19 @@ func BenchmarkScheduling(b *testing.B) {
 		b.ReportMetric(def.podsPerSec, "default_pods/s")
 		b.ReportMetric(ours.podsPerSec, "kubehtc_pods/s")
 		fmt.Printf("peak RSS %.0f MiB; local cluster start-up %s\n", rssMiB, c.StartupDuration.Round(time.Millisecond))
-		fmt.Printf("BENCH scheduling nodes=%d pods=%d default_pps=%.1f kubehtc_pps=%.1f ratio=%.3f default_cpu_ms_per_pod=%.2f kubehtc_cpu_ms_per_pod=%.2f peak_rss_mib=%.0f startup_s=%.2f qps=%g burst=%d\n",
-			*nodes, *pods, def.podsPerSec, ours.podsPerSec, ours.podsPerSec/def.podsPerSec, def.cpuMsPerPd, ours.cpuMsPerPd, rssMiB,
+		fmt.Printf("BENCH scheduling fairshare=%t nodes=%d pods=%d default_pps=%.1f kubehtc_pps=%.1f ratio=%.3f default_cpu_ms_per_pod=%.2f kubehtc_cpu_ms_per_pod=%.2f peak_rss_mib=%.0f startup_s=%.2f qps=%g burst=%d\n",
+			*fairShare, *nodes, *pods, def.podsPerSec, ours.podsPerSec, ours.podsPerSec/def.podsPerSec, def.cpuMsPerPd, ours.cpuMsPerPd, rssMiB,
 			c.StartupDuration.Seconds(), c.ClientQPS, c.ClientBurst)
 	}
 }
 
 func runProfile(ctx context.Context, cs kubernetes.Interface, profile string, n int) (profileResult, error) {
 	ns := "bench-" + profile
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+	nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+	if *fairShare && profile == scheduler.ProfileName {
+		nsObj.Labels = map[string]string{kubehtcv1alpha1.QueueLabel: "bench-vo"}
+	}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, nsObj, metav1.CreateOptions{}); err != nil {
 		return profileResult{}, err
 	}
 	if err := waitServiceAccount(ctx, cs, ns); err != nil {
@@ -206,8 +222,12 @@ func setUnschedulable(ctx context.Context, cs kubernetes.Interface, nodes []core
 func podName(i int) string { return fmt.Sprintf("pod-%05d", i) }
 
 func benchPod(ns string, i int, profile string) *corev1.Pod {
+	var labels map[string]string
+	if *fairShare && profile == scheduler.ProfileName {
+		labels = map[string]string{kubehtcv1alpha1.UserLabel: fmt.Sprintf("user-%d", i%10)}
+	}
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: podName(i), Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: podName(i), Namespace: ns, Labels: labels},
 		Spec: corev1.PodSpec{
 			SchedulerName:                 profile,
 			TerminationGracePeriodSeconds: ptr.To[int64](0),
@@ -221,6 +241,33 @@ func benchPod(ns string, i int, profile string) *corev1.Pod {
 			}},
 		},
 	}
+}
+
+// createBenchQueues creates the root Queue and three VOs (50/30/20); the kubehtc profile's namespace joins
+// bench-vo.
+func createBenchQueues(ctx context.Context, c *localcluster.Cluster) error {
+	dc, err := dynamic.NewForConfig(c.JSONRESTConfig())
+	if err != nil {
+		return err
+	}
+	queues := dc.Resource(kubehtcv1alpha1.GroupVersion.WithResource("queues"))
+	for _, q := range []struct {
+		name, parent string
+		weight       int64
+	}{{"root", "", 1}, {"bench-vo", "root", 50}, {"bench-idle-1", "root", 30}, {"bench-idle-2", "root", 20}} {
+		spec := map[string]any{"weight": q.weight}
+		if q.parent != "" {
+			spec["parent"] = q.parent
+		}
+		obj := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": kubehtcv1alpha1.GroupVersion.String(), "kind": "Queue",
+			"metadata": map[string]any{"name": q.name}, "spec": spec,
+		}}
+		if _, err := queues.Create(ctx, obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating queue %s: %w", q.name, err)
+		}
+	}
+	return nil
 }
 
 func waitServiceAccount(ctx context.Context, cs kubernetes.Interface, ns string) error {
