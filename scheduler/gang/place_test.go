@@ -2,6 +2,7 @@ package gang
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -256,5 +257,31 @@ func TestPreEnqueueRefusesTwoGangAPIs(t *testing.T) {
 	got := (&Gang{}).PreEnqueue(context.Background(), p)
 	if got.Code() != fwk.UnschedulableAndUnresolvable || !strings.Contains(got.Message(), ReasonTwoGangAPIs) {
 		t.Errorf("PreEnqueue = %v, want UnschedulableAndUnresolvable: %s", got, ReasonTwoGangAPIs)
+	}
+}
+
+// BenchmarkPlace times the whole-gang placement of a 3-pod gang (the PreFilter of its first member) on a
+// cluster of 1,000 and 5,000 half-full nodes, for comparison with upstream's PodGroup scheduling attempt
+// (3.7-5.7 ms for 3-pod gangs at 5,000 nodes in scheduler_perf). Filters: NodeResourcesFit only.
+func BenchmarkPlace(b *testing.B) {
+	for _, n := range []int{1000, 5000} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			nodes := make([]*v1.Node, n)
+			running := make([]*v1.Pod, 0, n)
+			for i := range nodes {
+				nodes[i] = node(fmt.Sprintf("n%05d", i), "32", 0)
+				running = append(running, pod(fmt.Sprintf("busy%05d", i), "16", 0, nodes[i].Name))
+			}
+			t := &testing.T{}
+			pl := newTestGang(t, nodes, running)
+			pg := &schedv1alpha1.PodGroup{Spec: schedv1alpha1.PodGroupSpec{MinMember: 3}}
+			gang := members(3, "4", 0)
+			b.ResetTimer()
+			for range b.N {
+				if plan, msg := pl.place(context.Background(), "ns/g", gang, 3, pg); plan == nil {
+					b.Fatal(msg)
+				}
+			}
+		})
 	}
 }
