@@ -1,7 +1,7 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,10 +9,36 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kubehtc/kubehtc/internal/localcluster"
 	"github.com/kubehtc/kubehtc/simulations"
+	"github.com/kubehtc/kubehtc/simulations/clustermode"
+	"github.com/kubehtc/kubehtc/simulations/fast"
+	"github.com/kubehtc/kubehtc/simulations/metrics"
 	"github.com/kubehtc/kubehtc/simulations/report"
 	"github.com/kubehtc/kubehtc/simulations/scenario"
+	"github.com/kubehtc/kubehtc/simulations/workload"
 )
+
+// clusterRunner starts a local cluster with the scenario's nodes on its first run and reuses it for the other
+// profiles; stop stops it.
+func clusterRunner() (simulations.Runner, func()) {
+	var c *localcluster.Cluster
+	run := func(ctx context.Context, s *scenario.Scenario, set *workload.Set, profile string, progress fast.Progress) (*metrics.Result, error) {
+		if c == nil {
+			var err error
+			if c, err = localcluster.Start(ctx, localcluster.Options{NodePools: set.Pools}); err != nil {
+				return nil, fmt.Errorf("starting the local cluster: %w", err)
+			}
+		}
+		return clustermode.Run(ctx, c, set, clustermode.Options{Profile: profile, Compression: s.Compression,
+			Duration: s.DurationOrZero(), Targets: simulations.Targets(s), Progress: progress})
+	}
+	return run, func() {
+		if c != nil {
+			_ = c.Stop()
+		}
+	}
+}
 
 func newSimCommand() *cobra.Command {
 	var (
@@ -37,7 +63,9 @@ fails when a metric leaves the range file beside the scenario (ranges.yaml, or <
 			case simulations.ModeFast:
 				runner = simulations.FastRunner
 			case simulations.ModeCluster:
-				return errors.New("--mode cluster is not available yet: use --mode fast")
+				var stop func()
+				runner, stop = clusterRunner()
+				defer stop()
 			default:
 				return fmt.Errorf("--mode: %q is not fast or cluster", mode)
 			}
