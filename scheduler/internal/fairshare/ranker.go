@@ -1,7 +1,6 @@
 package fairshare
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -9,20 +8,15 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	resourcehelper "k8s.io/component-helpers/resource"
 	fwk "k8s.io/kube-scheduler/framework"
 
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/quota/fairshare"
+	"github.com/kubehtc/kubehtc/scheduler/internal/crdinformer"
 )
 
 // EventResource is how the scheduler names Queue events in EventsToRegister (resource.version.group).
@@ -95,19 +89,12 @@ func newRanker(h fwk.Handle) (Ranker, error) {
 	if f == nil || cfg == nil {
 		return nil, errors.New("fairshare: the scheduler has no informer factory or kubeconfig")
 	}
-	// The scheduler waits for every informer to sync before it schedules: without the CRD it would wait
-	// forever, so say what is missing instead.
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	queues, err := crdinformer.Register(f, cfg, crdinformer.Resource{
+		Kind: "Queue", GroupVersion: kubehtcv1alpha1.GroupVersion, Plural: "queues", AddToScheme: kubehtcv1alpha1.AddToScheme,
+		Object: &kubehtcv1alpha1.Queue{}, NewList: func() runtime.Object { return &kubehtcv1alpha1.QueueList{} },
+	})
 	if err != nil {
-		return nil, fmt.Errorf("fairshare: discovery client: %w", err)
-	}
-	if _, err := dc.ServerResourcesForGroupVersion(kubehtcv1alpha1.GroupVersion.String()); err != nil {
-		return nil, fmt.Errorf("fairshare: the Queue CRD (%s) is not served — install deploy/crds before starting the scheduler: %w",
-			kubehtcv1alpha1.GroupVersion, err)
-	}
-	rc, err := restClient(cfg)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("fairshare: %w", err)
 	}
 	pol, err := fairshare.PolicyFor(nil)
 	if err != nil {
@@ -125,9 +112,6 @@ func newRanker(h fwk.Handle) (Ranker, error) {
 		capacity: map[v1.ResourceName]float64{},
 		dirty:    true,
 	}
-	queues := f.InformerFor(&kubehtcv1alpha1.Queue{}, func(_ kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return cache.NewSharedIndexInformer(listWatch(rc), &kubehtcv1alpha1.Queue{}, resync, cache.Indexers{})
-	})
 	handlers := []struct {
 		inf cache.SharedIndexInformer
 		set func(obj any, present bool)
@@ -430,38 +414,4 @@ func toList(m map[v1.ResourceName]float64) v1.ResourceList {
 		out[k] = *resource.NewMilliQuantity(int64(v*1000+0.5), resource.DecimalSI)
 	}
 	return out
-}
-
-// restClient builds a JSON REST client for kubehtc.io/v1alpha1 from the scheduler's kubeconfig.
-func restClient(base *rest.Config) (*rest.RESTClient, error) {
-	scheme := runtime.NewScheme()
-	if err := kubehtcv1alpha1.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	cfg := rest.CopyConfig(base)
-	cfg.GroupVersion = &kubehtcv1alpha1.GroupVersion
-	cfg.APIPath = "/apis"
-	cfg.ContentType = runtime.ContentTypeJSON
-	cfg.AcceptContentTypes = runtime.ContentTypeJSON
-	cfg.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
-	rc, err := rest.RESTClientFor(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("fairshare: REST client for %s: %w", kubehtcv1alpha1.GroupVersion, err)
-	}
-	return rc, nil
-}
-
-func listWatch(rc *rest.RESTClient) *cache.ListWatch {
-	codec := metav1.ParameterCodec
-	return &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			out := &kubehtcv1alpha1.QueueList{}
-			err := rc.Get().Resource("queues").VersionedParams(&opts, codec).Do(ctx).Into(out)
-			return out, err
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			opts.Watch = true
-			return rc.Get().Resource("queues").VersionedParams(&opts, codec).Watch(ctx)
-		},
-	}
 }

@@ -1,22 +1,16 @@
 package podgroup
 
 import (
-	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	fwk "k8s.io/kube-scheduler/framework"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+
+	"github.com/kubehtc/kubehtc/scheduler/internal/crdinformer"
 )
 
 // EventResource is how the scheduler names PodGroup events in EventsToRegister (resource.version.group): the
@@ -47,28 +41,14 @@ func For(h fwk.Handle) (*Store, error) {
 	if s, ok := stores[any(f)]; ok {
 		return s, nil
 	}
-	cfg := h.KubeConfig()
-	if cfg == nil {
-		return nil, fmt.Errorf("podgroup: the scheduler has no kubeconfig to watch %s", EventResource)
-	}
-	// The scheduler waits for every informer to sync before it schedules: without the CRD it would wait
-	// forever, so say what is missing instead.
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("podgroup: discovery client: %w", err)
-	}
-	if _, err := dc.ServerResourcesForGroupVersion(schedv1alpha1.SchemeGroupVersion.String()); err != nil {
-		return nil, fmt.Errorf("podgroup: the PodGroup CRD (%s) is not served — install deploy/crds before starting the scheduler: %w",
-			schedv1alpha1.SchemeGroupVersion, err)
-	}
-	rc, err := restClient(cfg)
-	if err != nil {
-		return nil, err
-	}
-	groups := f.InformerFor(&schedv1alpha1.PodGroup{}, func(_ kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return cache.NewSharedIndexInformer(listWatch(rc), &schedv1alpha1.PodGroup{}, resync,
-			cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	groups, err := crdinformer.Register(f, h.KubeConfig(), crdinformer.Resource{
+		Kind: "PodGroup", GroupVersion: schedv1alpha1.SchemeGroupVersion, Plural: "podgroups", AddToScheme: schedv1alpha1.AddToScheme,
+		Object: &schedv1alpha1.PodGroup{}, NewList: func() runtime.Object { return &schedv1alpha1.PodGroupList{} },
+		Indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
 	})
+	if err != nil {
+		return nil, fmt.Errorf("podgroup: %w", err)
+	}
 	pods := f.Core().V1().Pods().Informer()
 	if _, exists := pods.GetIndexer().GetIndexers()[memberIndex]; !exists {
 		if err := pods.AddIndexers(cache.Indexers{memberIndex: indexByGroup}); err != nil {
@@ -117,39 +97,4 @@ func indexByGroup(obj any) ([]string, error) {
 		return []string{k}, nil
 	}
 	return nil, nil
-}
-
-// restClient builds a JSON REST client for scheduling.x-k8s.io/v1alpha1 from the scheduler's kubeconfig.
-func restClient(base *rest.Config) (*rest.RESTClient, error) {
-	scheme := runtime.NewScheme()
-	if err := schedv1alpha1.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	metav1.AddToGroupVersion(scheme, schedv1alpha1.SchemeGroupVersion)
-	cfg := rest.CopyConfig(base)
-	cfg.GroupVersion = &schedv1alpha1.SchemeGroupVersion
-	cfg.APIPath = "/apis"
-	cfg.ContentType = runtime.ContentTypeJSON
-	cfg.AcceptContentTypes = runtime.ContentTypeJSON
-	cfg.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
-	rc, err := rest.RESTClientFor(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("podgroup: REST client for %s: %w", schedv1alpha1.SchemeGroupVersion, err)
-	}
-	return rc, nil
-}
-
-func listWatch(rc *rest.RESTClient) *cache.ListWatch {
-	codec := metav1.ParameterCodec
-	return &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			out := &schedv1alpha1.PodGroupList{}
-			err := rc.Get().Resource("podgroups").VersionedParams(&opts, codec).Do(ctx).Into(out)
-			return out, err
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			opts.Watch = true
-			return rc.Get().Resource("podgroups").VersionedParams(&opts, codec).Watch(ctx)
-		},
-	}
 }
