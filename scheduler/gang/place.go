@@ -88,7 +88,11 @@ func (pl *Gang) place(ctx context.Context, key string, pending []*v1.Pod, need i
 		}
 		return members[i].Name < members[j].Name
 	})
-	order := pl.nodeOrder(nodes, reqs[members[0].UID])
+	var total request
+	for _, m := range members {
+		total.add(reqs[m.UID])
+	}
+	order := pl.nodeOrder(nodes, reqs[members[0].UID], total)
 
 	plan := make(map[types.UID]string, len(members))
 	type placedMember struct {
@@ -177,27 +181,35 @@ func (pl *Gang) place(ctx context.Context, key string, pending []*v1.Pod, need i
 	return plan, ""
 }
 
-// nodeOrder sorts node names by best fit for a member requesting req (see place).
-func (pl *Gang) nodeOrder(nodes []fwk.NodeInfo, req request) []string {
+// nodeOrder sorts node names by best fit for a member requesting req (see place). Nodes that can hold the whole
+// gang (total) come first, so that a gang that fits on one node is placed on one node — its members talk over
+// the node's own links and no second node is broken up.
+func (pl *Gang) nodeOrder(nodes []fwk.NodeInfo, req, total request) []string {
 	type entry struct {
 		name           string
 		gpuNode        bool
+		holdsAll       bool
 		freeGPU, freeC int64
 	}
 	entries := make([]entry, 0, len(nodes))
 	for _, ni := range nodes {
 		alloc, used := ni.GetAllocatable(), ni.GetRequested()
 		gpus := alloc.GetScalarResources()[pl.gpu]
+		all, _ := fits(ni, total, request{})
 		entries = append(entries, entry{
-			name:    ni.Node().Name,
-			gpuNode: gpus > 0,
-			freeGPU: gpus - used.GetScalarResources()[pl.gpu],
-			freeC:   alloc.GetMilliCPU() - used.GetMilliCPU(),
+			name:     ni.Node().Name,
+			gpuNode:  gpus > 0,
+			holdsAll: all,
+			freeGPU:  gpus - used.GetScalarResources()[pl.gpu],
+			freeC:    alloc.GetMilliCPU() - used.GetMilliCPU(),
 		})
 	}
 	wantsGPU := req.scalar[pl.gpu] > 0
 	sort.Slice(entries, func(i, j int) bool {
 		a, b := entries[i], entries[j]
+		if a.holdsAll != b.holdsAll && (wantsGPU || a.gpuNode == b.gpuNode) {
+			return a.holdsAll
+		}
 		if wantsGPU {
 			if a.freeGPU != b.freeGPU {
 				return a.freeGPU < b.freeGPU

@@ -138,6 +138,14 @@ func TestPlaceWholeGang(t *testing.T) {
 		pending: members(2, "1", 1), need: 2,
 		want: map[string]int{"g1": 2},
 	}, {
+		// A gang that fits on one node goes on one node: 4 x 2 GPUs onto g2 (8 free), not 3 onto g1 (6 free)
+		// and 1 onto g2, which would leave no node with 8 GPUs.
+		name:    "GPU gang kept on one node",
+		nodes:   []*v1.Node{node("g1", "64", 8), node("g2", "64", 8)},
+		running: []*v1.Pod{pod("busy", "1", 2, "g1")},
+		pending: members(4, "1", 2), need: 4,
+		want: map[string]int{"g2": 4},
+	}, {
 		// CPU-only members avoid the GPU node while CPU nodes have room.
 		name:    "CPU members avoid GPU nodes",
 		nodes:   []*v1.Node{node("g1", "64", 8), node("c1", "32", 0)},
