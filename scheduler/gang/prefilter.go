@@ -126,6 +126,11 @@ func (pl *Gang) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
 // prepareFilter copies the reservations other than the pod's own into the cycle state; Skip if there are none.
 func (pl *Gang) prepareFilter(cs fwk.CycleState, pod *v1.Pod) *fwk.Status {
 	pl.mu.Lock()
+	if len(pl.reserved) == 0 {
+		// The common case on the hot path: no gang holds a placement, nothing to copy or expire.
+		pl.mu.Unlock()
+		return fwk.NewStatus(fwk.Skip)
+	}
 	pl.expireLocked(context.Background(), pl.now())
 	var reserved map[string]request
 	for node, rs := range pl.reserved {
