@@ -96,7 +96,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		store:    store,
 		args:     args,
 		gpu:      v1.ResourceName(args.GPUResource),
-		now:      time.Now,
+		now:      podgroup.Clock(h), // virtual time in simulations (simframework)
 		gangs:    map[string]*gangState{},
 		reserved: map[string]map[types.UID]reservation{},
 	}

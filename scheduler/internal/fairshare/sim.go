@@ -1,0 +1,195 @@
+package fairshare
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
+	"github.com/kubehtc/kubehtc/quota/fairshare"
+)
+
+// Sim is the fair-share view of a simulation (scheduler/simframework): the same ranker as in the scheduler,
+// fed directly by the simulation instead of by informers, on the simulation's virtual clock. Account plays
+// the quota controller's accounting interval, so ranks decay with virtual time as they do in a cluster.
+type Sim struct {
+	r *ranker
+}
+
+// NewSim returns an empty view whose clock is now.
+func NewSim(now func() time.Time) (*Sim, error) {
+	pol, err := fairshare.PolicyFor(nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Sim{r: &ranker{
+		now:      now,
+		policy:   pol,
+		queues:   map[string]*kubehtcv1alpha1.Queue{},
+		leafOf:   map[string]string{},
+		pods:     map[types.UID]*podUsage{},
+		assumed:  map[types.UID]*podUsage{},
+		byUser:   map[nsUser]*userSums{},
+		nodes:    map[string]map[v1.ResourceName]float64{},
+		capacity: map[v1.ResourceName]float64{},
+		dirty:    true,
+	}}, nil
+}
+
+// View returns the view the plugins see (For returns it once Provide was called).
+func (s *Sim) View() View { return s.r }
+
+// SetQueue adds or replaces a Queue (spec and status).
+func (s *Sim) SetQueue(q *kubehtcv1alpha1.Queue) { s.r.setQueue(q, true) }
+
+// SetNamespace adds or replaces a namespace; its kubehtc.io/queue label puts its pods in a queue.
+func (s *Sim) SetNamespace(ns *v1.Namespace) { s.r.setNamespace(ns, true) }
+
+// SetNode adds or replaces a node: its allocatable is the capacity queues divide.
+func (s *Sim) SetNode(n *v1.Node) { s.r.setNode(n, true) }
+
+// SetPod records a pod as the scheduler's pod informer would see it: bound pods count as usage.
+func (s *Sim) SetPod(pod *v1.Pod) { s.r.setPod(pod, true) }
+
+// DeletePod forgets a pod (it finished).
+func (s *Sim) DeletePod(pod *v1.Pod) { s.r.setPod(pod, false) }
+
+// Provide makes For return s's view for every handle whose informer factory is f, instead of building a
+// ranker that watches Queues. Call it before building the framework on f, and Release when done.
+func Provide(f informers.SharedInformerFactory, s *Sim) {
+	mu.Lock()
+	defer mu.Unlock()
+	rankers[any(f)] = s.r
+}
+
+// Release forgets the ranker of f.
+func Release(f informers.SharedInformerFactory) {
+	mu.Lock()
+	defer mu.Unlock()
+	delete(rankers, any(f))
+}
+
+// negligible is the decayed usage below which an idle user leaves Queue status, as in the quota controller.
+const negligible = 0.0005
+
+// Account does what the quota controller does each accounting interval, at the virtual now: usage of the
+// bound pods, decayed usage D ← β·D(status) + (1−β)·u with β = 0.5^(Δt/halfLife) (quota/fairshare.Decay),
+// targets, shares and ranks, written into every Queue's status. It returns the root policy's accounting
+// interval: when the next call is due. Without a valid queue tree it changes nothing.
+func (s *Sim) Account() time.Duration {
+	r := s.r
+	r.mu.Lock()
+	now := r.now()
+	interval := r.policy.AccountingInterval
+	t, err := r.build(now)
+	if err != nil {
+		r.mu.Unlock()
+		return interval
+	}
+	running := map[string]map[string]int32{}
+	for k, sums := range r.byUser {
+		if leaf := r.leafOf[k.namespace]; leaf != "" && sums.pods > 0 {
+			if running[leaf] == nil {
+				running[leaf] = map[string]int32{}
+			}
+			running[leaf][k.user] += int32(sums.pods)
+		}
+	}
+	updated := make([]*kubehtcv1alpha1.Queue, 0, len(t.Nodes()))
+	for _, n := range t.Nodes() {
+		q := r.queues[n.Name].DeepCopy()
+		accountDecay(t.Policy.HalfLife, n, &q.Status, now)
+		updated = append(updated, q)
+	}
+	// The controller ranks after decaying, on the interval's figures.
+	ranking := t.Rank()
+	for _, q := range updated {
+		fillStatus(&q.Status, t.Node(q.Name), ranking, running, now)
+	}
+	r.mu.Unlock()
+	// The root first: a policy change recounts pods, and the other queues then build on it.
+	slices.SortFunc(updated, func(a, b *kubehtcv1alpha1.Queue) int {
+		return cmp.Or(cmp.Compare(rootFirst(a), rootFirst(b)), cmp.Compare(a.Name, b.Name))
+	})
+	for _, q := range updated {
+		r.setQueue(q, true)
+	}
+	return max(interval, time.Second)
+}
+
+func rootFirst(q *kubehtcv1alpha1.Queue) int {
+	if q.Name == kubehtcv1alpha1.RootQueueName {
+		return 0
+	}
+	return 1
+}
+
+// accountDecay sets n's and its users' decayed usage from the previous status as the quota controller does:
+// a queue never accounted starts from zero.
+func accountDecay(halfLife time.Duration, n *fairshare.Node, prev *kubehtcv1alpha1.QueueStatus, now time.Time) {
+	var dt time.Duration
+	prevD := 0.0
+	prevUsers := map[string]float64{}
+	if prev.LastAccountingTime != nil {
+		dt = now.Sub(prev.LastAccountingTime.Time)
+		if prev.DecayedUsage != nil {
+			prevD = prev.DecayedUsage.AsApproximateFloat64()
+		}
+		for _, u := range prev.Users {
+			prevUsers[u.Name] = u.DecayedUsage.AsApproximateFloat64()
+		}
+	}
+	n.Decayed = fairshare.Decay(prevD, n.Usage, dt, halfLife)
+	if !n.IsLeaf() {
+		return
+	}
+	for name := range prevUsers {
+		if n.Users[name] == nil {
+			n.Users[name] = &fairshare.User{Name: name}
+		}
+	}
+	for name, u := range n.Users {
+		u.Decayed = fairshare.Decay(prevUsers[name], u.Usage, dt, halfLife)
+	}
+}
+
+// maxStatusUsers is how many users a leaf's status keeps (the CRD's bound, as in the quota controller).
+const maxStatusUsers = 100
+
+// fillStatus writes the interval's figures for n into st.
+func fillStatus(st *kubehtcv1alpha1.QueueStatus, n *fairshare.Node, r *fairshare.Ranking, running map[string]map[string]int32,
+	now time.Time) {
+	st.UsageCoreEquivalents = milli(n.Usage)
+	st.DecayedUsage = milli(n.Decayed)
+	st.Share = strconv.FormatFloat(n.Share, 'f', 3, 64)
+	st.Target = milli(n.Target)
+	st.Rank = int32(r.QueueRank[n.Name])
+	st.LastAccountingTime = &metav1.MicroTime{Time: now}
+	st.Users = nil
+	if !n.IsLeaf() {
+		return
+	}
+	users := make([]*fairshare.User, 0, len(n.Users))
+	for _, u := range n.Users {
+		if u.Decayed >= negligible || running[n.Name][u.Name] > 0 {
+			users = append(users, u)
+		}
+	}
+	slices.SortFunc(users, func(a, b *fairshare.User) int {
+		return cmp.Or(cmp.Compare(b.Decayed, a.Decayed), cmp.Compare(a.Name, b.Name))
+	})
+	for _, u := range users[:min(len(users), maxStatusUsers)] {
+		st.Users = append(st.Users, kubehtcv1alpha1.UserUsage{Name: u.Name, DecayedUsage: *milli(u.Decayed), RunningPods: running[n.Name][u.Name]})
+	}
+}
+
+func milli(v float64) *resource.Quantity {
+	return resource.NewMilliQuantity(int64(v*1000+0.5), resource.DecimalSI)
+}
