@@ -1,19 +1,27 @@
 // Package simframework drives one profile of the kubehtc scheduler configuration through the real scheduling
 // framework over an in-memory cluster, without an API server. `kubehtc sim --mode fast` (simulations/fast) uses
-// it to replay traces in virtual time: the caller adds nodes, asks where a pod goes, and adds or removes pods
-// as they bind and finish.
+// it to replay traces in virtual time: the caller adds nodes, Queues, namespaces and PodGroups, submits pods,
+// asks where they go, and removes them as they finish, setting the virtual clock (SetNow) as it goes.
 //
 // Plugins come from the in-tree registry plus scheduler.Registry(), and the profile from scheduler.Config, so
-// new kubehtc plugins are picked up without changes here. A plugin whose constructor needs what only a running
-// cluster has (an API server to watch its CRDs, a DRA manager) is disabled for the run and reported by
-// Disabled: results then describe the profile without it, and the report says so. A disabled queue-sort plugin
-// is replaced by the in-tree PrioritySort.
+// new kubehtc plugins are picked up without changes here. kubehtc's plugins that watch custom resources (Gang,
+// QueueOrder, FairShare) get in-memory sources instead of informers (podgroup.SimStore, fairshare.Sim), fed
+// synchronously by this package, on the virtual clock: fair-share ranks react to every bind and finish as they
+// do in the scheduler, and Account plays the quota controller's accounting interval. A plugin whose
+// constructor still needs what only a running cluster has (an API server, a DRA manager) is disabled for the
+// run and reported by Disabled: results then describe the profile without it, and the report says so. A
+// disabled queue-sort plugin is replaced by the in-tree PrioritySort.
 //
-// A scheduling attempt runs PreFilter, Filter on every node, PreScore, Score and Reserve, then binds the pod in
-// the cache; ties between best nodes are broken by a seeded random choice, as kube-scheduler breaks them at
-// random, and like kube-scheduler the search stops after percentageOfNodesToScore feasible nodes, starting
-// where the previous search stopped. Not modelled: PostFilter (preemption), Permit waits (a pod whose Permit
-// says Wait is not placed), PreBind/Bind plugins, nominated pods.
+// A scheduling attempt runs PreFilter, Filter on every node, PreScore, Score, then assumes the pod on the best
+// node in the cache and runs Reserve and Permit, as kube-scheduler's scheduling cycle does; ties between best
+// nodes are broken by a seeded random choice, as kube-scheduler breaks them at random, and like kube-scheduler
+// the search stops after percentageOfNodesToScore feasible nodes, starting where the previous search stopped.
+// A pod whose Permit says Wait (a gang member before its quorum) stays assumed, holding its node, among the
+// framework's waiting pods; when a later pod's Permit allows it, that later attempt binds it too. Flush
+// rejects the pods still waiting (their gang could not complete), which unreserves them as a Permit timeout
+// would. PreEnqueue gates submitted pods (a gang is held until minMember pods exist). Not modelled: PostFilter
+// (preemption, reclaim), PreBind/Bind plugins, nominated pods, and Permit timeouts within one pass (waits end at
+// Flush).
 package simframework
 
 import (
@@ -40,7 +48,12 @@ import (
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 	schedmetrics "k8s.io/kubernetes/pkg/scheduler/metrics"
 
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/scheduler"
+	internalfairshare "github.com/kubehtc/kubehtc/scheduler/internal/fairshare"
+	"github.com/kubehtc/kubehtc/scheduler/internal/podgroup"
 )
 
 // DisabledPlugin is a plugin of the profile that could not be built without an API server.
@@ -64,6 +77,14 @@ type Scheduler struct {
 	// search over nodes begins, rotating as in kube-scheduler.
 	percentage int32
 	nextStart  int
+	// now is the virtual clock of the plugins; fairShare and groups are their in-memory sources, provided for
+	// factory.
+	now       time.Time
+	fairShare *internalfairshare.Sim
+	groups    *podgroup.SimStore
+	factory   informers.SharedInformerFactory
+	// waiting are the assumed pods waiting at Permit, in the order they began to wait.
+	waiting []*v1.Pod
 }
 
 // Profiles returns the scheduler names of the profiles in scheduler.Config.
@@ -116,6 +137,14 @@ func New(ctx context.Context, profile string, seed uint64) (*Scheduler, error) {
 		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		logger:   klog.FromContext(ctx),
 		cancel:   cancel,
+		now:      Epoch,
+		groups:   podgroup.NewSimStore(),
+	}
+	clock := func() time.Time { return s.now }
+	s.groups.SetClock(clock)
+	if s.fairShare, err = internalfairshare.NewSim(clock); err != nil {
+		cancel()
+		return nil, fmt.Errorf("fair-share view: %w", err)
 	}
 	for name, reason := range needsCluster {
 		s.disabled = append(s.disabled, DisabledPlugin{Name: name, Reason: reason})
@@ -149,16 +178,24 @@ func New(ctx context.Context, profile string, seed uint64) (*Scheduler, error) {
 	for attempt := 0; ; attempt++ {
 		clear(failed)
 		// A fresh informer factory per attempt: plugins register indexers on it, which cannot be added twice.
+		// The kubehtc plugins' sources are provided for it before they look them up.
 		factory := informers.NewSharedInformerFactory(client, 0)
+		internalfairshare.Provide(factory, s.fairShare)
+		podgroup.Provide(factory, s.groups)
 		s.fw, err = frameworkruntime.NewFramework(ctx, registry, prof,
 			frameworkruntime.WithClientSet(client),
 			frameworkruntime.WithInformerFactory(factory),
 			frameworkruntime.WithSnapshotSharedLister(s.snapshot),
+			frameworkruntime.WithPodActivator(activator{}),
+			frameworkruntime.WithWaitingPods(frameworkruntime.NewWaitingPodsMap()),
 			frameworkruntime.WithParallelism(1),
 		)
 		if err == nil {
+			s.factory = factory
 			break
 		}
+		internalfairshare.Release(factory)
+		podgroup.Release(factory)
 		if len(failed) == 0 || attempt > 20 {
 			cancel()
 			return nil, fmt.Errorf("building profile %q: %w", profile, err)
@@ -204,14 +241,17 @@ func disable(prof *config.KubeSchedulerProfile, name string) {
 // Disabled lists the profile's plugins that could not run without an API server, by name.
 func (s *Scheduler) Disabled() []DisabledPlugin { return s.disabled }
 
-// Close stops the framework's background work.
+// Close stops the framework's background work and forgets its in-memory sources.
 func (s *Scheduler) Close() {
 	s.cancel()
+	internalfairshare.Release(s.factory)
+	podgroup.Release(s.factory)
 }
 
 // AddNode adds a node to the cluster.
 func (s *Scheduler) AddNode(n *v1.Node) {
 	s.cache.AddNode(s.logger, n)
+	s.fairShare.SetNode(n)
 }
 
 // Less orders pending pods with the profile's queue-sort plugin; queued is when each pod entered the queue.
@@ -224,12 +264,95 @@ func queued(p *v1.Pod, t time.Time) *framework.QueuedPodInfo {
 	return &framework.QueuedPodInfo{PodInfo: pi, QueueingParams: framework.QueueingParams{Timestamp: t, InitialAttemptTimestamp: &t}}
 }
 
-// ErrUnschedulable is returned (wrapped, with the plugins' reasons) when no node passes the filters.
+// Epoch is the virtual clock's time zero: SetNow(Epoch.Add(t)) for a simulated time t keeps timestamps
+// reproducible.
+var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// SetNow moves the plugins' virtual clock to t (never backwards in a replay).
+func (s *Scheduler) SetNow(t time.Time) { s.now = t }
+
+// AddQueue adds or replaces a fair-share Queue (kubehtc.io/v1alpha1), spec and status, as the scheduler's
+// Queue informer would see it.
+func (s *Scheduler) AddQueue(q *kubehtcv1alpha1.Queue) { s.fairShare.SetQueue(q) }
+
+// AddNamespace adds or replaces a namespace; its kubehtc.io/queue label puts its pods in a Queue.
+func (s *Scheduler) AddNamespace(ns *v1.Namespace) { s.fairShare.SetNamespace(ns) }
+
+// AddPodGroup adds or replaces a PodGroup (scheduling.x-k8s.io/v1alpha1).
+func (s *Scheduler) AddPodGroup(pg *schedv1alpha1.PodGroup) error {
+	if err := s.groups.SetPodGroup(pg); err != nil {
+		return fmt.Errorf("adding PodGroup %s/%s: %w", pg.Namespace, pg.Name, err)
+	}
+	return nil
+}
+
+// Account runs the quota controller's accounting interval at the virtual now: decayed usage, targets and
+// ranks written into Queue status. It returns when the next one is due.
+func (s *Scheduler) Account() time.Duration { return s.fairShare.Account() }
+
+// Rank is the pod's fair-share rank as the profile's plugins see it now (0 outside fair share).
+func (s *Scheduler) Rank(pod *v1.Pod) int { return s.fairShare.View().Rank(pod) }
+
+// ErrGated is returned (wrapped, with the plugin's reason) when a PreEnqueue plugin keeps a pod out of the
+// scheduling queue; PreEnqueue tells when it may enter.
+var ErrGated = errors.New("gated")
+
+// Submit makes a new, unbound pod known to the plugins, as the pod informer would, and runs PreEnqueue: it
+// returns an error wrapping ErrGated when the pod may not enter the scheduling queue yet.
+func (s *Scheduler) Submit(ctx context.Context, pod *v1.Pod) error {
+	if err := s.groups.SetPod(pod); err != nil {
+		return fmt.Errorf("submitting pod %s: %w", pod.Name, err)
+	}
+	s.fairShare.SetPod(pod)
+	return s.PreEnqueue(ctx, pod)
+}
+
+// PreEnqueue runs the profile's PreEnqueue plugins on a submitted pod, e.g. again after another member of its
+// gang arrived; it returns an error wrapping ErrGated if one of them keeps the pod out of the queue.
+func (s *Scheduler) PreEnqueue(ctx context.Context, pod *v1.Pod) error {
+	for _, pl := range s.fw.PreEnqueuePlugins() {
+		if st := pl.PreEnqueue(ctx, pod); !st.IsSuccess() {
+			if st.IsRejected() {
+				return fmt.Errorf("%w by %s: %s", ErrGated, pl.Name(), st.Message())
+			}
+			return fmt.Errorf("preenqueue %s: %w", pl.Name(), st.AsError())
+		}
+	}
+	return nil
+}
+
+// ErrUnschedulable is returned (wrapped in an *UnschedulableError) when no node passes the filters, or
+// Reserve or Permit reject the pod.
 var ErrUnschedulable = errors.New("unschedulable")
 
-// Schedule finds the pod a node and binds it there in the cache; the returned pod is the bound copy to pass
-// to Remove when it finishes. It returns an error wrapping ErrUnschedulable when no node fits.
-func (s *Scheduler) Schedule(ctx context.Context, pod *v1.Pod) (*v1.Pod, error) {
+// ErrWaiting is returned (wrapped) when the pod's Permit says Wait: it is assumed on its node until a later
+// attempt's Permit allows it (then that attempt returns it bound) or Flush releases it.
+var ErrWaiting = errors.New("waiting at permit")
+
+// UnschedulableError says which plugins rejected a pod; errors.Is(err, ErrUnschedulable) holds.
+type UnschedulableError struct {
+	// Plugins that rejected the pod, sorted.
+	Plugins []string
+	// Message is the plugins' reasons.
+	Message string
+}
+
+// Error implements error.
+func (e *UnschedulableError) Error() string { return ErrUnschedulable.Error() + ": " + e.Message }
+
+// Unwrap makes errors.Is(err, ErrUnschedulable) hold.
+func (e *UnschedulableError) Unwrap() error { return ErrUnschedulable }
+
+func unschedulable(msg string, plugins ...string) error {
+	sort.Strings(plugins)
+	return &UnschedulableError{Plugins: plugins, Message: msg}
+}
+
+// Schedule runs a scheduling cycle for pod and returns the pods it bound in the cache: pod itself (the bound
+// copy to pass to Remove when it finishes), after the pods waiting at Permit that pod's Permit allowed (the
+// rest of its gang). It returns an error wrapping ErrUnschedulable when no node fits or Reserve or Permit
+// reject, and one wrapping ErrWaiting when the pod waits at Permit.
+func (s *Scheduler) Schedule(ctx context.Context, pod *v1.Pod) ([]*v1.Pod, error) {
 	if err := s.cache.UpdateSnapshot(s.logger, s.snapshot); err != nil {
 		return nil, fmt.Errorf("updating the snapshot: %w", err)
 	}
@@ -237,13 +360,56 @@ func (s *Scheduler) Schedule(ctx context.Context, pod *v1.Pod) (*v1.Pod, error) 
 	pre, st, _ := s.fw.RunPreFilterPlugins(ctx, state, pod)
 	if !st.IsSuccess() {
 		if st.IsRejected() {
-			return nil, fmt.Errorf("%w: %s", ErrUnschedulable, st.Message())
+			return nil, unschedulable(st.Message(), st.Plugin())
 		}
 		return nil, fmt.Errorf("prefilter: %w", st.AsError())
 	}
+	best, err := s.selectHost(ctx, state, pod, pre)
+	if err != nil {
+		return nil, err
+	}
+	assumed := pod.DeepCopy()
+	assumed.Spec.NodeName = best
+	if err := s.cache.AssumePod(s.logger, assumed); err != nil {
+		return nil, fmt.Errorf("assuming: %w", err)
+	}
+	if st := s.fw.RunReservePluginsReserve(ctx, state, assumed, best); !st.IsSuccess() {
+		s.unreserve(ctx, state, assumed)
+		if st.IsRejected() {
+			return nil, unschedulable("reserve: "+st.Message(), st.Plugin())
+		}
+		return nil, fmt.Errorf("reserve: %w", st.AsError())
+	}
+	waits, st := s.fw.RunPermitPlugins(ctx, state, assumed, best)
+	switch {
+	case st.IsWait():
+		s.fw.AddWaitingPod(assumed, waits)
+		s.waiting = append(s.waiting, assumed)
+		return nil, fmt.Errorf("%w: %s", ErrWaiting, st.Message())
+	case st.IsRejected():
+		s.unreserve(ctx, state, assumed)
+		return nil, unschedulable("permit: "+st.Message(), st.Plugin())
+	case !st.IsSuccess():
+		s.unreserve(ctx, state, assumed)
+		return nil, fmt.Errorf("permit: %w", st.AsError())
+	}
+	out, err := s.allowed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bound, err := s.bind(assumed)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, bound), nil
+}
+
+// selectHost runs Filter over the nodes (from nextStart, until enough are feasible), then PreScore and Score,
+// and returns the best node.
+func (s *Scheduler) selectHost(ctx context.Context, state *framework.CycleState, pod *v1.Pod, pre *fwk.PreFilterResult) (string, error) {
 	all, err := s.snapshot.NodeInfos().List()
 	if err != nil {
-		return nil, fmt.Errorf("listing nodes: %w", err)
+		return "", fmt.Errorf("listing nodes: %w", err)
 	}
 	want := s.numFeasibleNodesToFind(int32(len(all)))
 	feasible := make([]fwk.NodeInfo, 0, want)
@@ -264,7 +430,7 @@ func (s *Scheduler) Schedule(ctx context.Context, pod *v1.Pod) (*v1.Pod, error) 
 			continue
 		}
 		if !st.IsRejected() {
-			return nil, fmt.Errorf("filter: %w", st.AsError())
+			return "", fmt.Errorf("filter: %w", st.AsError())
 		}
 		reasons[st.Plugin()]++
 	}
@@ -272,35 +438,116 @@ func (s *Scheduler) Schedule(ctx context.Context, pod *v1.Pod) (*v1.Pod, error) 
 		s.nextStart = (s.nextStart + processed) % len(all)
 	}
 	if len(feasible) == 0 {
-		return nil, fmt.Errorf("%w: 0/%d nodes fit (%s)", ErrUnschedulable, len(all), summarize(reasons))
-	}
-	best := feasible[0].Node().Name
-	if len(feasible) > 1 {
-		if st := s.fw.RunPreScorePlugins(ctx, state, pod, feasible); !st.IsSuccess() && !st.IsSkip() {
-			return nil, fmt.Errorf("prescore: %w", st.AsError())
+		plugins := make([]string, 0, len(reasons))
+		for p := range reasons {
+			plugins = append(plugins, p)
 		}
-		scores, st := s.fw.RunScorePlugins(ctx, state, pod, feasible)
-		if !st.IsSuccess() {
-			return nil, fmt.Errorf("score: %w", st.AsError())
-		}
-		best = s.pick(scores)
+		return "", unschedulable(fmt.Sprintf("0/%d nodes fit (%s)", len(all), summarize(reasons)), plugins...)
 	}
-	if st := s.fw.RunReservePluginsReserve(ctx, state, pod, best); !st.IsSuccess() {
-		s.fw.RunReservePluginsUnreserve(ctx, state, pod, best)
-		return nil, fmt.Errorf("%w: reserve: %s", ErrUnschedulable, st.Message())
+	if len(feasible) == 1 {
+		return feasible[0].Node().Name, nil
 	}
-	if _, st := s.fw.RunPermitPlugins(ctx, state, pod, best); !st.IsSuccess() {
-		s.fw.RunReservePluginsUnreserve(ctx, state, pod, best)
-		return nil, fmt.Errorf("%w: permit (waiting is not simulated): %s", ErrUnschedulable, st.Message())
+	if st := s.fw.RunPreScorePlugins(ctx, state, pod, feasible); !st.IsSuccess() && !st.IsSkip() {
+		return "", fmt.Errorf("prescore: %w", st.AsError())
 	}
-	bound := pod.DeepCopy()
-	bound.Spec.NodeName = best
+	scores, st := s.fw.RunScorePlugins(ctx, state, pod, feasible)
+	if !st.IsSuccess() {
+		return "", fmt.Errorf("score: %w", st.AsError())
+	}
+	return s.pick(scores), nil
+}
+
+// bind turns an assumed pod into a bound, running one, as the API server's binding and the informer's update
+// would, and shows it to the plugins' views.
+func (s *Scheduler) bind(assumed *v1.Pod) (*v1.Pod, error) {
+	if err := s.cache.ForgetPod(s.logger, assumed); err != nil {
+		return nil, fmt.Errorf("binding %s: %w", assumed.Name, err)
+	}
+	bound := assumed.DeepCopy()
 	bound.Status.Phase = v1.PodRunning
 	if err := s.cache.AddPod(s.logger, bound); err != nil {
-		return nil, fmt.Errorf("binding: %w", err)
+		return nil, fmt.Errorf("binding %s: %w", bound.Name, err)
+	}
+	s.fairShare.SetPod(bound)
+	if err := s.groups.SetPod(bound); err != nil {
+		return nil, fmt.Errorf("binding %s: %w", bound.Name, err)
 	}
 	return bound, nil
 }
+
+// unreserve undoes Reserve and the cache assumption of a pod that will not bind.
+func (s *Scheduler) unreserve(ctx context.Context, state fwk.CycleState, assumed *v1.Pod) {
+	s.fw.RunReservePluginsUnreserve(ctx, state, assumed, assumed.Spec.NodeName)
+	if err := s.cache.ForgetPod(s.logger, assumed); err != nil {
+		s.logger.Error(err, "Forgetting an assumed pod", "pod", klog.KObj(assumed))
+	}
+}
+
+// allowed binds the waiting pods that every Permit plugin has allowed (their signal is then sent, so
+// WaitOnPermit returns at once), and unreserves those of them that were rejected first.
+func (s *Scheduler) allowed(ctx context.Context) ([]*v1.Pod, error) {
+	var out []*v1.Pod
+	kept := s.waiting[:0]
+	for _, p := range s.waiting {
+		wp := s.fw.GetWaitingPod(p.UID)
+		if wp != nil && len(wp.GetPendingPlugins()) > 0 {
+			kept = append(kept, p)
+			continue
+		}
+		b, err := s.resolve(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		if b != nil {
+			out = append(out, b)
+		}
+	}
+	clear(s.waiting[len(kept):])
+	s.waiting = kept
+	return out, nil
+}
+
+// resolve takes a signalled waiting pod's Permit verdict: bound, or unreserved (nil).
+func (s *Scheduler) resolve(ctx context.Context, p *v1.Pod) (*v1.Pod, error) {
+	if st := s.fw.WaitOnPermit(ctx, p); !st.IsSuccess() {
+		s.logger.V(4).Info("Waiting pod rejected", "pod", klog.KObj(p), "reason", st.Message())
+		// Unreserve plugins keep their state outside CycleState (the gang plugin does); a fresh one serves.
+		s.unreserve(ctx, framework.NewCycleState(), p)
+		return nil, nil
+	}
+	return s.bind(p)
+}
+
+// Flush ends the waits at Permit, as their timeout would: every pod still waiting is rejected and unreserved
+// (the gang plugin then releases its whole gang). It returns the pods bound meanwhile (allowed before the
+// rejection), normally none.
+func (s *Scheduler) Flush(ctx context.Context) ([]*v1.Pod, error) {
+	var out []*v1.Pod
+	for _, p := range s.waiting {
+		if wp := s.fw.GetWaitingPod(p.UID); wp != nil {
+			wp.Reject("simframework", "the pod's wait at Permit ended with the scheduling pass")
+		}
+		b, err := s.resolve(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		if b != nil {
+			out = append(out, b)
+		}
+	}
+	clear(s.waiting)
+	s.waiting = s.waiting[:0]
+	return out, nil
+}
+
+// Waiting is how many pods wait at Permit.
+func (s *Scheduler) Waiting() int { return len(s.waiting) }
+
+// activator stands for the scheduling queue's Activate: a simulation retries every pending pod in each pass, in
+// queue order, so moving pods to the active queue changes nothing.
+type activator struct{}
+
+func (activator) Activate(klog.Logger, map[string]*v1.Pod) {}
 
 // numFeasibleNodesToFind is how many feasible nodes a cycle looks for before scoring, with kube-scheduler's
 // rule: all of them up to 100 nodes; else percentageOfNodesToScore, adaptive by default (50% minus 1% per 125
@@ -335,9 +582,14 @@ func (s *Scheduler) pick(scores []fwk.NodePluginScores) string {
 	return best
 }
 
-// Remove takes a bound pod (as Schedule returned it) off its node.
+// Remove takes a bound pod (as Schedule returned it) off its node: it finished, and the plugins' views
+// forget it.
 func (s *Scheduler) Remove(pod *v1.Pod) error {
 	if err := s.cache.RemovePod(s.logger, pod); err != nil {
+		return fmt.Errorf("removing pod %s: %w", pod.Name, err)
+	}
+	s.fairShare.DeletePod(pod)
+	if err := s.groups.DeletePod(pod); err != nil {
 		return fmt.Errorf("removing pod %s: %w", pod.Name, err)
 	}
 	return nil

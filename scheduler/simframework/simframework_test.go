@@ -51,7 +51,7 @@ func TestFillsAndFrees(t *testing.T) {
 				if err != nil {
 					t.Fatalf("pod %d: %v", i, err)
 				}
-				bound = append(bound, b)
+				bound = append(bound, b...)
 			}
 			if want, ok := wantSameNode[profile]; ok {
 				if got := bound[0].Spec.NodeName == bound[1].Spec.NodeName; got != want {
@@ -68,8 +68,11 @@ func TestFillsAndFrees(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ninth pod after one finished: %v", err)
 			}
-			if b.Spec.NodeName != bound[3].Spec.NodeName {
-				t.Errorf("ninth pod on %s, want the freed node %s", b.Spec.NodeName, bound[3].Spec.NodeName)
+			if len(b) != 1 {
+				t.Fatalf("ninth pod: %d pods bound, want 1", len(b))
+			}
+			if b[0].Spec.NodeName != bound[3].Spec.NodeName {
+				t.Errorf("ninth pod on %s, want the freed node %s", b[0].Spec.NodeName, bound[3].Spec.NodeName)
 			}
 		})
 	}

@@ -1,11 +1,24 @@
-// Package fast is the fast mode of `kubehtc sim`: virtual time, no API server. Arrivals and completions are
-// processed in time order; after each instant's events every pending pod, in the profile's queue order, goes
-// through the real scheduling framework (scheduler/simframework) over an in-memory cluster and is bound to the
-// best node, or stays pending until the next completion frees capacity.
+// Package fast is the fast mode of `kubehtc sim`: virtual time, no API server. Arrivals, completions and the
+// quota controller's accounting intervals are processed in time order; after each instant's events every
+// pending pod, in the profile's queue order, goes through the real scheduling framework
+// (scheduler/simframework) over an in-memory cluster and is bound to the best node, or stays pending until an
+// event lets it retry.
 //
-// Like kube-scheduler, pods that do not fit do not block the ones behind them. Not modelled: preemption,
-// back-off timers (a pod that did not fit is retried at every instant where something finished, when a queueing
-// hint would let it retry; a new arrival only tries itself), and plugins that need an API server (see simframework; they are named in the results).
+// What the cluster would hold is created from the scenario: a root Queue and one Queue per scenario queue
+// (weight = its share), each queue's namespace labelled kubehtc.io/queue, and a PodGroup (minMember = the
+// gang's size) when a gang's first pod arrives. The kubehtc profile so runs QueueOrder with live fair-share
+// ranks, FairShare's limits and caps, and Gang's all-or-nothing placement; the site policy is the default one
+// (half-life 24 h, accounting every minute, in simulated time), as the scenario format sets none.
+//
+// Like kube-scheduler, pods that do not fit do not block the ones behind them, and a pod rejected at
+// PreEnqueue (a gang whose other members have not arrived) waits outside the queue until another member
+// arrives. The queue is re-sorted at the start of a pass when fair-share ranks have changed since the last
+// sort, not after every bind within it. Gang members that wait at Permit stay on their nodes until the rest of
+// the gang is placed in the same pass; those still waiting at its end are released. Not modelled: preemption
+// and reclaim (PostFilter), back-off timers (a pod that did not fit is retried at every instant where something
+// finished, or at an accounting interval when FairShare rejected it — the events its queueing hints requeue it
+// on; a new arrival only tries itself), and plugins that need an API server (see simframework; they are named
+// in the results).
 package fast
 
 import (
@@ -13,12 +26,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"sort"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/internal/localcluster"
 	"github.com/kubehtc/kubehtc/scheduler/simframework"
 	"github.com/kubehtc/kubehtc/simulations/metrics"
@@ -40,6 +59,8 @@ type Options struct {
 	Targets map[string]float64
 	// Progress, if set, is called about every 2,000 pods.
 	Progress Progress
+	// OnBind, if set, is called for every pod bound, at the simulated time of the binding.
+	OnBind func(t time.Duration, p *workload.Pod, node string)
 }
 
 type pending struct {
@@ -47,8 +68,9 @@ type pending struct {
 	obj    *v1.Pod
 	queued time.Time
 	// tried: the pod failed at the current capacity; only a completion (freed capacity) makes it worth
-	// retrying, as kube-scheduler's queueing hints only requeue it on such events.
-	tried bool
+	// retrying, as kube-scheduler's queueing hints only requeue it on such events. byFairShare: FairShare
+	// rejected it, so an accounting interval (Queue status update) also requeues it.
+	tried, byFairShare bool
 }
 
 type running struct {
@@ -116,101 +138,74 @@ func Run(ctx context.Context, set *workload.Set, opts Options) (*metrics.Result,
 		capacity.GPUs += gpu
 		fr.update(n.Name, cpu, mem, gpu)
 	}
+	fairShare := addQueues(s, set, opts.Targets)
 	rec := metrics.NewRecorder(capacity, opts.Targets)
 	// Virtual time maps to a fixed epoch so queue timestamps are reproducible.
-	epoch := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	epoch := simframework.Epoch
+	r := &run{s: s, opts: opts, fr: fr, rec: rec, logger: klog.FromContext(ctx), gated: map[string][]pending{},
+		waiting: map[string]*workload.Pod{}, lastRanks: map[string]int{}}
 	var (
-		queue  []pending
-		done   completions
-		next   int
-		now    time.Duration
-		logger = klog.FromContext(ctx)
+		next     int
+		nextTick time.Duration
 	)
-	insert := func(e pending) {
-		i := sort.Search(len(queue), func(i int) bool {
-			return s.Less(e.obj, e.queued, queue[i].obj, queue[i].queued)
-		})
-		queue = append(queue, pending{})
-		copy(queue[i+1:], queue[i:])
-		queue[i] = e
+	if fairShare {
+		nextTick = s.Account()
 	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		// The next instant: the earliest arrival or completion.
+		// The next instant: the earliest arrival, completion or (while either is left) accounting interval.
 		t, ok := time.Duration(-1), false
 		if next < len(set.Pods) {
 			t, ok = set.Pods[next].Arrival, true
 		}
-		if len(done) > 0 && (!ok || done[0].end < t) {
-			t, ok = done[0].end, true
+		if len(r.done) > 0 && (!ok || r.done[0].end < t) {
+			t, ok = r.done[0].end, true
 		}
 		if !ok || (opts.Duration > 0 && t > opts.Duration) {
 			break
 		}
-		now = t
+		ticked := false
+		if fairShare && nextTick <= t {
+			t, ticked = nextTick, true
+		}
+		r.now = t
+		s.SetNow(epoch.Add(t))
 		freed := false
-		for len(done) > 0 && done[0].end == now {
-			r := heap.Pop(&done).(running)
-			if err := s.Remove(r.bound); err != nil {
+		for len(r.done) > 0 && r.done[0].end == r.now {
+			c := heap.Pop(&r.done).(running)
+			if err := s.Remove(c.bound); err != nil {
 				return nil, err
 			}
-			fr.update(r.bound.Spec.NodeName, r.p.MilliCPU, r.p.MemoryBytes, r.p.GPUs)
-			rec.Finish(now, recPod(r.p))
+			fr.update(c.bound.Spec.NodeName, c.p.MilliCPU, c.p.MemoryBytes, c.p.GPUs)
+			rec.Finish(r.now, recPod(c.p))
 			freed = true
 		}
+		if ticked {
+			nextTick += s.Account()
+		}
 		arrived := false
-		for next < len(set.Pods) && set.Pods[next].Arrival == now {
+		for next < len(set.Pods) && set.Pods[next].Arrival == r.now {
 			p := &set.Pods[next]
 			next++
-			insert(pending{p: p, obj: p.Object(opts.Profile, 1), queued: epoch.Add(now)})
-			rec.Arrive(now, recPod(p))
+			rec.Arrive(r.now, recPod(p))
+			if err := r.submit(ctx, pending{p: p, obj: p.Object(opts.Profile, 1), queued: epoch.Add(r.now)}); err != nil {
+				return nil, err
+			}
 			arrived = true
 			if opts.Progress != nil && next%2000 == 0 {
-				opts.Progress(next, len(set.Pods), now)
+				opts.Progress(next, len(set.Pods), r.now)
 			}
 		}
-		if !freed && !arrived {
+		if !freed && !arrived && !ticked {
 			continue
 		}
-		// Scheduling pass over the queue in order; bound pods leave it.
-		kept := queue[:0]
-		for _, e := range queue {
-			if e.tried && !freed {
-				kept = append(kept, e)
-				continue
-			}
-			e.tried = true
-			if !fr.fits(e.p) {
-				kept = append(kept, e)
-				if e.p.GPUs > 0 {
-					rec.GPUPodUnschedulable(now)
-				}
-				continue
-			}
-			bound, err := s.Schedule(ctx, e.obj)
-			if errors.Is(err, simframework.ErrUnschedulable) {
-				logger.V(5).Info("Unschedulable", "pod", e.p.Name, "reason", err)
-				kept = append(kept, e)
-				if e.p.GPUs > 0 {
-					rec.GPUPodUnschedulable(now)
-				}
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("scheduling %s: %w", e.p.Name, err)
-			}
-			fr.update(bound.Spec.NodeName, -e.p.MilliCPU, -e.p.MemoryBytes, -e.p.GPUs)
-			rec.Bind(now, recPod(e.p))
-			if e.p.Runtime > 0 {
-				heap.Push(&done, running{end: now + e.p.Runtime, p: e.p, bound: bound})
-			}
+		if err := r.pass(ctx, freed, ticked, fairShare); err != nil {
+			return nil, err
 		}
-		clear(queue[len(kept):])
-		queue = kept
 	}
-	end := now
+	end := r.now
 	if opts.Duration > 0 {
 		end = opts.Duration
 	}
@@ -222,6 +217,218 @@ func Run(ctx context.Context, set *workload.Set, opts Options) (*metrics.Result,
 		res.Notes = append(res.Notes, fmt.Sprintf("plugin %s not run in fast mode: %s", d.Name, d.Reason))
 	}
 	return res, nil
+}
+
+// run is the state of one replay between instants.
+type run struct {
+	s      *simframework.Scheduler
+	opts   Options
+	fr     *free
+	rec    *metrics.Recorder
+	logger klog.Logger
+	now    time.Duration
+	// queue are the pods in the scheduling queue, in queue order; gated are those PreEnqueue keeps out, by
+	// gang; waiting are those waiting at Permit, by name.
+	queue   []pending
+	gated   map[string][]pending
+	waiting map[string]*workload.Pod
+	done    completions
+	// lastRanks are the fair-share ranks (by namespace/user) the queue was last sorted with.
+	lastRanks map[string]int
+}
+
+// submit hands a new pod to the scheduler and queues it, or holds it while PreEnqueue says so; a gang's first
+// pod creates its PodGroup, and every pod of a gang lets its held members try PreEnqueue again.
+func (r *run) submit(ctx context.Context, e pending) error {
+	gang := ""
+	if e.p.Gang != "" {
+		gang = e.obj.Namespace + "/" + e.p.Gang
+		if _, seen := r.gated[gang]; !seen {
+			pg := &schedv1alpha1.PodGroup{
+				ObjectMeta: metav1.ObjectMeta{Namespace: e.obj.Namespace, Name: e.p.Gang, CreationTimestamp: metav1.NewTime(e.queued)},
+				Spec:       schedv1alpha1.PodGroupSpec{MinMember: int32(max(e.p.GangSize, 1))},
+			}
+			if err := r.s.AddPodGroup(pg); err != nil {
+				return err
+			}
+			r.gated[gang] = nil
+		}
+	}
+	err := r.s.Submit(ctx, e.obj)
+	switch {
+	case errors.Is(err, simframework.ErrGated):
+		r.logger.V(5).Info("Gated", "pod", e.p.Name, "reason", err)
+		r.gated[gang] = append(r.gated[gang], e)
+		return nil
+	case err != nil:
+		return fmt.Errorf("submitting %s: %w", e.p.Name, err)
+	}
+	r.insert(e)
+	if gang == "" || len(r.gated[gang]) == 0 {
+		return nil
+	}
+	held := r.gated[gang][:0]
+	for _, g := range r.gated[gang] {
+		err := r.s.PreEnqueue(ctx, g.obj)
+		switch {
+		case errors.Is(err, simframework.ErrGated):
+			held = append(held, g)
+		case err != nil:
+			return fmt.Errorf("submitting %s: %w", g.p.Name, err)
+		default:
+			r.insert(g)
+		}
+	}
+	r.gated[gang] = held
+	return nil
+}
+
+// insert puts e into the queue at its place in the profile's order.
+func (r *run) insert(e pending) {
+	i := sort.Search(len(r.queue), func(i int) bool {
+		return r.s.Less(e.obj, e.queued, r.queue[i].obj, r.queue[i].queued)
+	})
+	r.queue = append(r.queue, pending{})
+	copy(r.queue[i+1:], r.queue[i:])
+	r.queue[i] = e
+}
+
+// resort re-sorts the queue when a fair-share rank of a queued pod changed since the last sort.
+func (r *run) resort() {
+	ranks := make(map[string]int, len(r.lastRanks))
+	changed := false
+	for _, e := range r.queue {
+		k := e.obj.Namespace + "/" + e.obj.Labels[kubehtcv1alpha1.UserLabel]
+		if _, ok := ranks[k]; ok {
+			continue
+		}
+		rank := r.s.Rank(e.obj)
+		ranks[k] = rank
+		if last, ok := r.lastRanks[k]; !ok || last != rank {
+			changed = true
+		}
+	}
+	if !changed {
+		return
+	}
+	r.lastRanks = ranks
+	sort.SliceStable(r.queue, func(i, j int) bool {
+		return r.s.Less(r.queue[i].obj, r.queue[i].queued, r.queue[j].obj, r.queue[j].queued)
+	})
+}
+
+// pass tries the queued pods in order: all of them after a completion (freed), those FairShare rejected after
+// an accounting interval (ticked), and the new ones. Bound pods leave the queue.
+func (r *run) pass(ctx context.Context, freed, ticked, fairShare bool) error {
+	if fairShare {
+		r.resort()
+	}
+	bound := map[string]bool{}
+	for i := range r.queue {
+		e := &r.queue[i]
+		if bound[e.p.Name] || r.waiting[e.p.Name] != nil {
+			continue
+		}
+		if e.tried && !freed && !(ticked && e.byFairShare) {
+			continue
+		}
+		e.tried, e.byFairShare = true, false
+		if !r.fr.fits(e.p) {
+			if e.p.GPUs > 0 {
+				r.rec.GPUPodUnschedulable(r.now)
+			}
+			continue
+		}
+		pods, err := r.s.Schedule(ctx, e.obj)
+		var unsched *simframework.UnschedulableError
+		switch {
+		case errors.Is(err, simframework.ErrWaiting):
+			r.waiting[e.p.Name] = e.p
+			continue
+		case errors.As(err, &unsched):
+			r.logger.V(5).Info("Unschedulable", "pod", e.p.Name, "reason", err)
+			e.byFairShare = slices.Contains(unsched.Plugins, fairShareName)
+			if e.p.GPUs > 0 {
+				r.rec.GPUPodUnschedulable(r.now)
+			}
+			continue
+		case err != nil:
+			return fmt.Errorf("scheduling %s: %w", e.p.Name, err)
+		}
+		for _, b := range pods {
+			p := e.p
+			if b.Name != e.p.Name {
+				p = r.waiting[b.Name]
+			}
+			r.bound(p, b)
+			bound[b.Name] = true
+		}
+	}
+	// Gang members still waiting at Permit are released: their gang did not complete in this pass.
+	pods, err := r.s.Flush(ctx)
+	if err != nil {
+		return err
+	}
+	for _, b := range pods {
+		r.bound(r.waiting[b.Name], b)
+		bound[b.Name] = true
+	}
+	clear(r.waiting)
+	if len(bound) == 0 {
+		return nil
+	}
+	kept := r.queue[:0]
+	for _, e := range r.queue {
+		if !bound[e.p.Name] {
+			kept = append(kept, e)
+		}
+	}
+	clear(r.queue[len(kept):])
+	r.queue = kept
+	return nil
+}
+
+// fairShareName is the FairShare plugin's name: its rejections are retried at accounting intervals.
+const fairShareName = "FairShare"
+
+// bound records a binding.
+func (r *run) bound(p *workload.Pod, b *v1.Pod) {
+	delete(r.waiting, p.Name)
+	r.fr.update(b.Spec.NodeName, -p.MilliCPU, -p.MemoryBytes, -p.GPUs)
+	r.rec.Bind(r.now, recPod(p))
+	if r.opts.OnBind != nil {
+		r.opts.OnBind(r.now, p, b.Spec.NodeName)
+	}
+	if p.Runtime > 0 {
+		heap.Push(&r.done, running{end: r.now + p.Runtime, p: p, bound: b})
+	}
+}
+
+// addQueues creates what the cluster would hold for fair share: a root Queue (default site policy) and one
+// leaf per target queue, weight = its normalised share in thousandths (at least 1), and the namespaces of the
+// pods, labelled with their queue when it is one of them. It reports whether there are queues.
+func addQueues(s *simframework.Scheduler, set *workload.Set, targets map[string]float64) bool {
+	if len(targets) == 0 {
+		return false
+	}
+	s.AddQueue(&kubehtcv1alpha1.Queue{ObjectMeta: metav1.ObjectMeta{Name: kubehtcv1alpha1.RootQueueName}})
+	for _, name := range slices.Sorted(maps.Keys(targets)) {
+		s.AddQueue(&kubehtcv1alpha1.Queue{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: kubehtcv1alpha1.QueueSpec{Parent: kubehtcv1alpha1.RootQueueName, Weight: int32(max(math.Round(targets[name]*1000), 1))}})
+	}
+	seen := map[string]bool{}
+	for _, p := range set.Pods {
+		if seen[p.Queue] {
+			continue
+		}
+		seen[p.Queue] = true
+		ns := &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.Queue}}
+		if _, ok := targets[p.Queue]; ok {
+			ns.Labels = map[string]string{kubehtcv1alpha1.QueueLabel: p.Queue}
+		}
+		s.AddNamespace(ns)
+	}
+	return true
 }
 
 func gpuOf(l v1.ResourceList) int64 {
