@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	"github.com/kubehtc/kubehtc/internal/localcluster"
+	"github.com/kubehtc/kubehtc/scheduler/internal/podgroup"
 )
 
 func pod(name, profile, cpu string) *v1.Pod {
@@ -75,5 +78,98 @@ func TestFillsAndFrees(t *testing.T) {
 				t.Errorf("ninth pod on %s, want the freed node %s", b[0].Spec.NodeName, bound[3].Spec.NodeName)
 			}
 		})
+	}
+}
+
+func gangPod(name, gang, cpu string) *v1.Pod {
+	p := pod(name, "kubehtc", cpu)
+	p.Labels = map[string]string{podgroup.Label: gang}
+	return p
+}
+
+// TestGangWaitsAtPermit places a gang of three on the kubehtc profile: PreEnqueue holds the first members
+// until the third exists, the first two wait at Permit holding their nodes, and the third binds all three.
+// A gang that cannot complete in a pass is released by Flush, and its capacity serves another pod.
+func TestGangWaitsAtPermit(t *testing.T) {
+	ctx := context.Background()
+	s, err := New(ctx, "kubehtc", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, n := range localcluster.UniformNodePools(2, "4", "16Gi").Nodes() {
+		s.AddNode(n)
+	}
+	if err := s.AddPodGroup(&schedv1alpha1.PodGroup{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "g"},
+		Spec: schedv1alpha1.PodGroupSpec{MinMember: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	members := []*v1.Pod{gangPod("g-0", "g", "3"), gangPod("g-1", "g", "3"), gangPod("g-2", "g", "1")}
+	var gated []bool
+	for _, m := range members {
+		gated = append(gated, errors.Is(s.Submit(ctx, m), ErrGated))
+	}
+	if diff := cmp.Diff([]bool{true, true, false}, gated); diff != "" {
+		t.Errorf("gated at submission (-want,+got):\n%s", diff)
+	}
+	if err := s.PreEnqueue(ctx, members[0]); err != nil {
+		t.Errorf("PreEnqueue once the gang is complete: %v", err)
+	}
+	var got []string
+	for _, m := range members[:2] {
+		if _, err := s.Schedule(ctx, m); !errors.Is(err, ErrWaiting) {
+			t.Fatalf("%s: err = %v, want ErrWaiting", m.Name, err)
+		}
+	}
+	if s.Waiting() != 2 {
+		t.Errorf("%d pods waiting at Permit, want 2", s.Waiting())
+	}
+	bound, err := s.Schedule(ctx, members[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := map[string]bool{}
+	for _, b := range bound {
+		got = append(got, b.Name)
+		nodes[b.Spec.NodeName] = true
+	}
+	if diff := cmp.Diff([]string{"g-0", "g-1", "g-2"}, got); diff != "" {
+		t.Errorf("pods bound by the last member (-want,+got):\n%s", diff)
+	}
+	// 3+3+1 cores on two 4-core nodes: the two big members cannot share a node.
+	if len(nodes) != 2 {
+		t.Errorf("gang on %d nodes, want 2", len(nodes))
+	}
+
+	// A second gang of two 3-core pods: one node has 1 core free, the other 0 — not even one member fits, so
+	// no member waits holding a node.
+	if err := s.AddPodGroup(&schedv1alpha1.PodGroup{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "h"},
+		Spec: schedv1alpha1.PodGroupSpec{MinMember: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	h := []*v1.Pod{gangPod("h-0", "h", "3"), gangPod("h-1", "h", "3")}
+	for _, m := range h {
+		_ = s.Submit(ctx, m)
+	}
+	if _, err := s.Schedule(ctx, h[0]); !errors.Is(err, ErrUnschedulable) {
+		t.Fatalf("h-0 on a full cluster: err = %v, want ErrUnschedulable", err)
+	}
+	// g finishes: h fits; its first member waits, and the pass ends before the second is tried.
+	for _, b := range bound {
+		if err := s.Remove(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Schedule(ctx, h[0]); !errors.Is(err, ErrWaiting) {
+		t.Fatalf("h-0 on an empty cluster: err = %v, want ErrWaiting", err)
+	}
+	if flushed, err := s.Flush(ctx); err != nil || len(flushed) != 0 {
+		t.Fatalf("Flush = %v, %v; want nothing bound", flushed, err)
+	}
+	// Released: a 4-core pod now fits on either node (h-0 no longer holds 3 cores of one).
+	for i := range 2 {
+		if _, err := s.Schedule(ctx, pod(fmt.Sprintf("big-%d", i), "kubehtc", "4")); err != nil {
+			t.Errorf("4-core pod %d after the gang was released: %v", i, err)
+		}
 	}
 }

@@ -1,0 +1,186 @@
+package fast
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kubehtc/kubehtc/internal/localcluster"
+	"github.com/kubehtc/kubehtc/simulations/workload"
+)
+
+func oneNode(cpu string) localcluster.NodePoolsConfig {
+	return localcluster.NodePoolsConfig{Pools: []localcluster.NodePool{{Name: "cpu", Count: 1, CPU: cpu, Memory: "64Gi"}}}
+}
+
+func jobs(prefix, queue string, n int, arrival, runtime time.Duration) []workload.Pod {
+	out := make([]workload.Pod, n)
+	for i := range out {
+		out[i] = workload.Pod{Name: fmt.Sprintf("%s-%d", prefix, i), Queue: queue, Class: "batch", Label: "batch",
+			Arrival: arrival, Runtime: runtime, MilliCPU: 1000, MemoryBytes: 1 << 30}
+	}
+	return out
+}
+
+type binding struct {
+	Pod  string
+	At   time.Duration
+	Node string
+}
+
+// replay runs set on profile and returns the bindings in order and the result's share deviation.
+func replay(t *testing.T, set *workload.Set, profile string, targets map[string]float64, duration time.Duration) ([]binding, float64) {
+	t.Helper()
+	var log []binding
+	res, err := Run(context.Background(), set, Options{Profile: profile, Seed: 1, Targets: targets, Duration: duration,
+		OnBind: func(at time.Duration, p *workload.Pod, node string) { log = append(log, binding{p.Name, at, node}) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range res.Notes {
+		t.Logf("%s: %s", profile, n)
+	}
+	dev := -1.0
+	if res.ShareDeviation != nil {
+		dev = *res.ShareDeviation
+	}
+	return log, dev
+}
+
+func meanWait(log []binding, arrival map[string]time.Duration, prefix string) time.Duration {
+	var sum time.Duration
+	n := 0
+	for _, b := range log {
+		if len(b.Pod) > len(prefix) && b.Pod[:len(prefix)] == prefix {
+			sum += b.At - arrival[b.Pod]
+			n++
+		}
+	}
+	if n == 0 {
+		return -1
+	}
+	return sum / time.Duration(n)
+}
+
+// Queue a used the whole node for 4 h; then a and b (50/50) each queue 8 one-hour jobs, a's first. When a's
+// old jobs end, fair share serves b first (a's decayed usage is far above b's zero); FIFO serves a first.
+func TestFairShareServesQueueWithoutPastUsageFirst(t *testing.T) {
+	set := &workload.Set{Pools: oneNode("8")}
+	set.Pods = append(set.Pods, jobs("old", "a", 8, 0, 4*time.Hour)...)
+	set.Pods = append(set.Pods, jobs("a", "a", 8, 4*time.Hour-time.Minute, time.Hour)...)
+	set.Pods = append(set.Pods, jobs("b", "b", 8, 4*time.Hour-time.Minute/2, time.Hour)...)
+	arrival := map[string]time.Duration{}
+	for _, p := range set.Pods {
+		arrival[p.Name] = p.Arrival
+	}
+	targets := map[string]float64{"a": 0.5, "b": 0.5}
+	for _, tc := range []struct {
+		profile string
+		bFirst  bool
+	}{
+		{profile: "kubehtc", bFirst: true},
+		{profile: "default-scheduler", bFirst: false},
+	} {
+		t.Run(tc.profile, func(t *testing.T) {
+			log, _ := replay(t, set, tc.profile, targets, 0)
+			a, b := meanWait(log, arrival, "a-"), meanWait(log, arrival, "b-")
+			t.Logf("mean wait: a %v, b %v", a, b)
+			if got := b < a; got != tc.bFirst {
+				t.Errorf("b waits %v, a %v: b served first = %v, want %v", b, a, got, tc.bFirst)
+			}
+		})
+	}
+}
+
+// a and b (50/50) each queue 64 one-hour jobs at once, a's first, on 8 cores; the run stops after 4 h. FIFO
+// gives a the whole node (delivered 1.0 vs 0.5: deviation 0.5). Fair share alternates the queues as their
+// decayed usage crosses, so each gets about half: at worst one queue is an hour ahead after 4 h (5/8 vs 3/8,
+// deviation 0.125).
+func TestFairShareDeliversTargets(t *testing.T) {
+	set := &workload.Set{Pools: oneNode("8")}
+	set.Pods = append(set.Pods, jobs("a", "a", 64, 0, time.Hour)...)
+	set.Pods = append(set.Pods, jobs("b", "b", 64, 0, time.Hour)...)
+	targets := map[string]float64{"a": 0.5, "b": 0.5}
+	_, kubehtc := replay(t, set, "kubehtc", targets, 4*time.Hour)
+	_, fifo := replay(t, set, "default-scheduler", targets, 4*time.Hour)
+	t.Logf("share deviation: kubehtc %.3f, default-scheduler %.3f", kubehtc, fifo)
+	if kubehtc < 0 || kubehtc > 0.125 {
+		t.Errorf("kubehtc share deviation %.3f, want at most 0.125", kubehtc)
+	}
+	if fifo < 0.45 {
+		t.Errorf("default-scheduler share deviation %.3f, want about 0.5 (FIFO serves a only)", fifo)
+	}
+}
+
+// A gang of four one-core pods arrives member by member while only 2 of 8 cores are free. The kubehtc profile
+// (Gang) binds the gang whole when the fillers end; the default profile starts members as they come.
+func TestGangNeverPartlyBound(t *testing.T) {
+	set := &workload.Set{Pools: localcluster.UniformNodePools(2, "4", "16Gi")}
+	set.Pods = append(set.Pods, jobs("filler", "a", 6, 0, time.Hour)...)
+	for i := range 4 {
+		p := jobs(fmt.Sprintf("g-%d", i), "a", 1, time.Duration(i+1)*time.Minute, 30*time.Minute)[0]
+		p.Name, p.Gang, p.GangSize = fmt.Sprintf("g-%d", i), "g", 4
+		set.Pods = append(set.Pods, p)
+	}
+	for _, tc := range []struct {
+		profile string
+		whole   bool
+	}{
+		{profile: "kubehtc", whole: true},
+		{profile: "default-scheduler", whole: false},
+	} {
+		t.Run(tc.profile, func(t *testing.T) {
+			log, _ := replay(t, set, tc.profile, map[string]float64{"a": 1}, 0)
+			times := map[time.Duration]int{}
+			members := 0
+			for _, b := range log {
+				if b.Pod[:2] == "g-" {
+					times[b.At]++
+					members++
+				}
+			}
+			if members != 4 {
+				t.Fatalf("%d gang members bound, want 4", members)
+			}
+			t.Logf("gang members bound per instant: %v", times)
+			if got := len(times) == 1; got != tc.whole {
+				t.Errorf("gang bound at %d instants: whole = %v, want %v", len(times), got, tc.whole)
+			}
+		})
+	}
+}
+
+// Two replays of the same input with the same seed bind the same pods at the same times on the same nodes:
+// fair share, gangs and accounting intervals included.
+func TestDeterministic(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	set := &workload.Set{Pools: localcluster.UniformNodePools(6, "16", "64Gi")}
+	at := time.Duration(0)
+	for i := range 400 {
+		at += time.Duration(rng.IntN(60)) * time.Second
+		q := []string{"atlas", "cms", "lhcb"}[rng.IntN(3)]
+		p := workload.Pod{Name: fmt.Sprintf("p%d", i), Queue: q, Class: "batch", Label: "batch", Arrival: at,
+			Runtime: time.Duration(10+rng.IntN(120)) * time.Minute, MilliCPU: int64(1+rng.IntN(8)) * 1000, MemoryBytes: 2 << 30}
+		set.Pods = append(set.Pods, p)
+		if i%25 == 0 {
+			for m := range 3 {
+				g := p
+				g.Name, g.Gang, g.GangSize, g.MilliCPU = fmt.Sprintf("gang%d-%d", i, m), fmt.Sprintf("gang%d", i), 3, 6000
+				set.Pods = append(set.Pods, g)
+			}
+		}
+	}
+	targets := map[string]float64{"atlas": 0.5, "cms": 0.3, "lhcb": 0.2}
+	first, _ := replay(t, set, "kubehtc", targets, 0)
+	second, _ := replay(t, set, "kubehtc", targets, 0)
+	if len(first) != len(set.Pods) {
+		t.Errorf("%d of %d pods bound", len(first), len(set.Pods))
+	}
+	if diff := cmp.Diff(first, second); diff != "" {
+		t.Errorf("second replay differs (-first,+second):\n%s", diff)
+	}
+}
