@@ -19,7 +19,7 @@ func newDemoCommand() *cobra.Command {
 		Short: "Start a local cluster, run a mixed site workload on kubehtc-scheduler, and print a summary",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			copts := localcluster.Options{NodePools: localcluster.DefaultNodePools(), Components: localComponents()}
+			copts := localcluster.Options{NodePools: demo.NodePools(), Components: localComponents()}
 			if nodesConfig != "" {
 				pools, err := localcluster.LoadNodePools(nodesConfig)
 				if err != nil {
@@ -42,7 +42,7 @@ func newDemoCommand() *cobra.Command {
 			return c.Stop()
 		},
 	}
-	cmd.Flags().StringVar(&nodesConfig, "nodes-config", "", "node-pool file (YAML); default: CPU pools in 3 zones + a GPU nodegroup")
+	cmd.Flags().StringVar(&nodesConfig, "nodes-config", "", "node-pool file (YAML); default: CPU pools in 3 zones, a GPU nodegroup and the VO backlogs' pool (fairshare)")
 	cmd.Flags().Float64Var(&opts.Scale.Factor, "scale", 1, "multiply the number of jobs and replicas")
 	cmd.Flags().Float64Var(&opts.Scale.Runtime, "runtime-scale", 1, "multiply pod runtimes")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "give up if the workload has not drained by then")

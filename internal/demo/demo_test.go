@@ -3,20 +3,59 @@ package demo
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/internal/localcluster"
 	"github.com/kubehtc/kubehtc/internal/localcluster/clustertest"
+	quotacontroller "github.com/kubehtc/kubehtc/quota/controller"
 )
 
 var cluster *localcluster.Cluster
 
-func TestMain(m *testing.M) { os.Exit(clustertest.Main(m, localcluster.Options{}, &cluster)) }
+// TestMain starts the demo's cluster as `kubehtc demo` does: its node pools and, of kubehtc's components, the
+// quota controller, which accounts the VOs' usage into Queue status.
+func TestMain(m *testing.M) {
+	os.Exit(clustertest.Main(m, localcluster.Options{
+		NodePools:  NodePools(),
+		Components: []localcluster.Component{{Name: "quota controller", Start: startQuotaController}},
+	}, &cluster))
+}
+
+func startQuotaController(ctx context.Context, c *localcluster.Cluster) error {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := kubehtcv1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	ctrl.SetLogger(klog.Background())
+	mgr, err := ctrl.NewManager(c.JSONRESTConfig(), ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		return err
+	}
+	if err := (&quotacontroller.Accountant{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	c.Go(func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "quota controller:", err)
+		}
+	})
+	return nil
+}
 
 // TestDemoDrains runs the demo at half size and checks what its summary claims against the cluster.
 func TestDemoDrains(t *testing.T) {
@@ -75,7 +114,38 @@ func TestDemoDrains(t *testing.T) {
 			t.Errorf("gpu pod %s on %s (pool %q) is %s", p.Name, node.Name, node.Labels[localcluster.PoolLabel], p.Status.Phase)
 		}
 	}
-	for _, want := range []string{"CLASS", "batch", "service", "PLACEMENT", "nodes used, pool gpu", "gangs seen partly placed", "time to drain"} {
+	// Fair share: the VO backlogs kept the share pool busy through the window in both passes; kubehtc
+	// delivered 50/30/20 within 10 points (loose: the window is 10 s at half runtime), and closer than the
+	// default profile's FIFO, which serves the three backlogs alike.
+	for _, p := range []*PassSummary{cmp, &sum.PassSummary} {
+		if p.Shares == nil {
+			t.Fatalf("%s pass: no VO share measured", p.Profile)
+		}
+		t.Logf("%s: VO shares delivered %v (%.0f core-seconds in %s-%s), max deviation %.1f points",
+			p.Profile, p.Shares.Delivered, p.Shares.CoreSeconds, p.Shares.From, p.Shares.To, p.Shares.MaxDeviation())
+		// 20 cores for the window, less the gaps between a pod's end and the next start.
+		if window := (p.Shares.To - p.Shares.From).Seconds(); p.Shares.CoreSeconds < 0.7*20*window {
+			t.Errorf("%s pass: the VOs received %.0f core-seconds in a %.0f s window; the pool of 20 cores was not kept busy", p.Profile, p.Shares.CoreSeconds, window)
+		}
+	}
+	if dev := sum.Shares.MaxDeviation(); dev > 10 {
+		t.Errorf("kubehtc delivered VO shares %v, %.1f points from the targets 50/30/20; want at most 10", sum.Shares.Delivered, dev)
+	}
+	if dev, cmpDev := sum.Shares.MaxDeviation(), cmp.Shares.MaxDeviation(); dev >= cmpDev {
+		t.Errorf("max share deviation: kubehtc %.1f points, default-scheduler %.1f; want kubehtc lower", dev, cmpDev)
+	}
+	// No pod but the backlogs ran on the share pool.
+	all, err := cluster.Client().CoreV1().Pods("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range all.Items {
+		if strings.HasPrefix(p.Spec.NodeName, SharePool+"-") && p.Labels[demoLabel] != sharePart {
+			t.Errorf("pod %s/%s ran on the share pool's node %s", p.Namespace, p.Name, p.Spec.NodeName)
+		}
+	}
+	for _, want := range []string{"CLASS", "batch", "service", "PLACEMENT", "nodes used, pool gpu", "gangs seen partly placed", "time to drain",
+		"VO share delivered", "(target 50/30/20)", "max share deviation"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q", want)
 		}

@@ -66,6 +66,9 @@ type PassSummary struct {
 	// still waited, sampled at every progress tick; PartialGangs counts the gangs ever seen so.
 	LongestPartialGang time.Duration
 	PartialGangs       int
+	// Shares is what the VO backlogs received of their node pool inside the measurement window; nil
+	// without the pool.
+	Shares *ShareSummary
 }
 
 // Summary is what the demo reports at the end: the kubehtc pass and, with Options.Compare, the same
@@ -107,6 +110,15 @@ func Run(ctx context.Context, cs kubernetes.Interface, out io.Writer, opts Optio
 		}
 	}
 
+	// Workloads that need the cluster prepared (SharePool tainted) do it once, before the first pass.
+	for _, w := range Workloads {
+		if p, ok := w.(preparer); ok {
+			if err := p.prepare(ctx, cs); err != nil {
+				return nil, err
+			}
+		}
+	}
+
 	sum := &Summary{}
 	if opts.Compare {
 		var followers []Workload
@@ -137,6 +149,16 @@ func Run(ctx context.Context, cs kubernetes.Interface, out io.Writer, opts Optio
 	sum.PassSummary = *main
 	sum.Print(out)
 	return sum, nil
+}
+
+// preparer is a workload that prepares the cluster once before the first pass.
+type preparer interface {
+	prepare(ctx context.Context, cs kubernetes.Interface) error
+}
+
+// cleaner is a workload with objects outside its namespaces (cluster-scoped Queues) that cleanUp deletes.
+type cleaner interface {
+	cleanUp(ctx context.Context, cs kubernetes.Interface) error
 }
 
 // maxObserveFailures is how many progress ticks in a row may fail to list the workload's objects.
@@ -174,6 +196,7 @@ func runPass(ctx context.Context, cs kubernetes.Interface, out io.Writer, worklo
 	go func() { submitted <- g.Wait() }()
 
 	p := &progress{out: out, live: opts.Live}
+	shares := newShareMeter(scale)
 	var submitDone bool
 	var maxFragmented int64
 	partialSince := map[string]time.Time{}
@@ -205,6 +228,7 @@ func runPass(ctx context.Context, cs kubernetes.Interface, out io.Writer, worklo
 			continue
 		}
 		failures = 0
+		shares.observe(time.Since(start), st.pods)
 		maxFragmented = max(maxFragmented, st.fragmentation.Fragmented)
 		now, partial := time.Now(), map[string]bool{}
 		for _, g := range st.partialGangs() {
@@ -226,6 +250,7 @@ func runPass(ctx context.Context, cs kubernetes.Interface, out io.Writer, worklo
 			sum.Profile = scale.SchedulerName
 			sum.MaxFragmentedGPUs = maxFragmented
 			sum.LongestPartialGang, sum.PartialGangs = longestPartial, len(everPartial)
+			sum.Shares = shares.summary()
 			return sum, nil
 		}
 	}
@@ -238,6 +263,13 @@ func cleanUp(ctx context.Context, cs kubernetes.Interface, workloads []Workload)
 		for _, ns := range w.Namespaces() {
 			if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 				return fmt.Errorf("deleting namespace %s: %w", ns, err)
+			}
+		}
+	}
+	for _, w := range workloads {
+		if c, ok := w.(cleaner); ok {
+			if err := c.cleanUp(ctx, cs); err != nil {
+				return err
 			}
 		}
 	}
@@ -336,6 +368,9 @@ func (st *state) classes() map[string]ClassCounts {
 	for i := range st.pods {
 		pod := &st.pods[i]
 		cls := pod.Labels[ClassLabel]
+		if pod.Labels[demoLabel] == sharePart {
+			cls += " (VO backlogs)"
+		}
 		c := out[cls]
 		c.Total++
 		if pod.Spec.NodeName != "" {
@@ -442,6 +477,26 @@ func (s *Summary) Print(out io.Writer) {
 		{"jobs complete / failed / submitted", func(p *PassSummary) string {
 			return fmt.Sprintf("%d / %d / %d", p.JobsComplete, p.JobsFailed, p.Jobs)
 		}},
+	}
+	if s.Shares != nil {
+		rows = append(rows, []struct {
+			name string
+			f    func(p *PassSummary) string
+		}{
+			{fmt.Sprintf("VO share delivered, %s-%s (target %s)", s.Shares.From.Round(time.Second), s.Shares.To.Round(time.Second), s.Shares.percentages(s.Shares.Target)),
+				func(p *PassSummary) string {
+					if p.Shares == nil {
+						return "-"
+					}
+					return p.Shares.percentages(p.Shares.Delivered)
+				}},
+			{"max share deviation (pts)", func(p *PassSummary) string {
+				if p.Shares == nil {
+					return "-"
+				}
+				return fmt.Sprintf("%.1f", p.Shares.MaxDeviation())
+			}},
+		}...)
 	}
 	for _, r := range rows {
 		row := r.name

@@ -1,0 +1,108 @@
+package demo
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// backlogPod is a backlog pod of namespace ns requesting cpu, in phase.
+func backlogPod(ns, cpu string, phase corev1.PodPhase) corev1.Pod {
+	return corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Labels: map[string]string{demoLabel: sharePart}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}}}}},
+		Status: corev1.PodStatus{Phase: phase},
+	}
+}
+
+func TestShareMeter(t *testing.T) {
+	type obs struct {
+		at   time.Duration
+		pods []corev1.Pod
+	}
+	running := corev1.PodRunning
+	deleting := backlogPod("vo-cms", "1", running)
+	deleting.DeletionTimestamp = &metav1.Time{}
+	web := backlogPod("web", "1", running) // not a VO's namespace
+	unlabelled := backlogPod("vo-cms", "4", running)
+	unlabelled.Labels = nil
+	target := map[string]float64{"atlas": 0.5, "cms": 0.3, "lhcb": 0.2}
+	cases := []struct {
+		name string
+		obs  []obs
+		want *ShareSummary
+	}{{
+		// Window 3 s–13 s (Runtime 0.5). Each observation's cores count until the next one:
+		// atlas 2 cores over 0–4 s → 1 s in the window = 2; atlas 2 and cms 1 over 4–10 s → 12 and 6;
+		// lhcb 1 over 10–14 s → 3 s in the window = 3. In all 23 core-seconds: 14/23, 6/23, 3/23.
+		name: "edges of the window cut the intervals",
+		obs: []obs{
+			{0, []corev1.Pod{backlogPod("vo-atlas", "1", running), backlogPod("vo-atlas", "1", running)}},
+			{4 * time.Second, []corev1.Pod{backlogPod("vo-atlas", "2", running), backlogPod("vo-cms", "1", running)}},
+			{10 * time.Second, []corev1.Pod{backlogPod("vo-lhcb", "1", running)}},
+			{14 * time.Second, nil},
+		},
+		want: &ShareSummary{From: 3 * time.Second, To: 13 * time.Second, VOs: []string{"atlas", "cms", "lhcb"}, Target: target,
+			Delivered: map[string]float64{"atlas": 14.0 / 23, "cms": 6.0 / 23, "lhcb": 3.0 / 23}, CoreSeconds: 23},
+	}, {
+		// Only running, labelled pods of the VOs' namespaces that are not being deleted count: atlas's
+		// running 500m over 5–9 s = 2; cms nothing.
+		name: "pending, finished, deleted and other pods do not count",
+		obs: []obs{
+			{5 * time.Second, []corev1.Pod{backlogPod("vo-atlas", "500m", running), backlogPod("vo-cms", "1", corev1.PodPending),
+				backlogPod("vo-cms", "1", corev1.PodSucceeded), deleting, web, unlabelled}},
+			{9 * time.Second, nil},
+		},
+		want: &ShareSummary{From: 3 * time.Second, To: 13 * time.Second, VOs: []string{"atlas", "cms", "lhcb"}, Target: target,
+			Delivered: map[string]float64{"atlas": 1, "cms": 0, "lhcb": 0}, CoreSeconds: 2},
+	}, {
+		name: "nothing inside the window",
+		obs: []obs{
+			{0, []corev1.Pod{backlogPod("vo-atlas", "1", running)}},
+			{3 * time.Second, nil},
+			{13 * time.Second, []corev1.Pod{backlogPod("vo-atlas", "1", running)}},
+			{20 * time.Second, nil},
+		},
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newShareMeter(Scale{Factor: 1, Runtime: 0.5})
+			for _, o := range tc.obs {
+				m.observe(o.at, o.pods)
+			}
+			if diff := cmp.Diff(tc.want, m.summary()); diff != "" {
+				t.Errorf("summary (-want,+got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestShareSummaryFormat(t *testing.T) {
+	cases := []struct {
+		name         string
+		delivered    map[string]float64
+		wantText     string
+		wantMaxPoint float64
+	}{
+		// |0.49−0.5| = 1, |0.32−0.3| = 2, |0.19−0.2| = 1 point.
+		{"close", map[string]float64{"atlas": 0.49, "cms": 0.32, "lhcb": 0.19}, "49/32/19", 2},
+		// FIFO: a third each; atlas 50 − 33.3 = 16.7 points short.
+		{"equal", map[string]float64{"atlas": 1.0 / 3, "cms": 1.0 / 3, "lhcb": 1.0 / 3}, "33/33/33", 50 - 100.0/3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &ShareSummary{VOs: []string{"atlas", "cms", "lhcb"}, Target: map[string]float64{"atlas": 0.5, "cms": 0.3, "lhcb": 0.2}, Delivered: tc.delivered}
+			got := fmt.Sprintf("%s %.6f", s.percentages(s.Delivered), s.MaxDeviation())
+			want := fmt.Sprintf("%s %.6f", tc.wantText, tc.wantMaxPoint)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("formatted (-want,+got):\n%s", diff)
+			}
+		})
+	}
+}
