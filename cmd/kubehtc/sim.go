@@ -25,13 +25,16 @@ func clusterRunner() (simulations.Runner, func()) {
 	var c *localcluster.Cluster
 	run := func(ctx context.Context, s *scenario.Scenario, set *workload.Set, profile string, progress fast.Progress) (*metrics.Result, error) {
 		if c == nil {
-			var err error
-			if c, err = localcluster.Start(ctx, localcluster.Options{NodePools: set.Pools}); err != nil {
+			cfg, err := clustermode.SchedulerConfig()
+			if err != nil {
+				return nil, err
+			}
+			if c, err = localcluster.Start(ctx, localcluster.Options{NodePools: set.Pools, SchedulerConfig: cfg, Components: []localcluster.Component{clustermode.QuotaController()}}); err != nil {
 				return nil, fmt.Errorf("starting the local cluster: %w", err)
 			}
 		}
 		return clustermode.Run(ctx, c, set, clustermode.Options{Profile: profile, Compression: s.Compression,
-			Duration: s.DurationOrZero(), Targets: simulations.Targets(s), Progress: progress})
+			Duration: s.DurationOrZero(), Queues: s.Queues, Targets: simulations.Targets(s), Progress: progress})
 	}
 	return run, func() {
 		if c != nil {

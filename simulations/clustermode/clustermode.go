@@ -1,31 +1,35 @@
 // Package clustermode is the cluster mode of `kubehtc sim`: the workload replayed on the local cluster (real
-// etcd, apiserver, controllers and kubehtc-scheduler; KWOK nodes whose pods succeed after their runtime
-// annotation). Simulated time runs Compression times faster than the wall clock: pods are created at
-// arrival/compression and their runtimes are divided by it; event times are measured on the wall clock and
-// multiplied back. It is the ground truth for fast mode, bounded by API-server writes and by the timing
-// granularity of KWOK (about a second of wall time, Compression seconds of simulated time).
+// etcd, apiserver, controllers, kubehtc-scheduler and quota controller; KWOK nodes whose pods succeed after
+// their runtime annotation). Simulated time runs Compression times faster than the wall clock: pods are
+// created at arrival/compression and their runtimes are divided by it; event times are measured on the wall
+// clock and multiplied back. It is the ground truth for fast mode, bounded by API-server writes and by the
+// timing granularity of KWOK (about a second of wall time, Compression seconds of simulated time).
 //
-// Not supported yet: gangs (PodGroups are not created) and fair-share Queues (no Queue objects are created and
-// namespaces are not labelled, so the FairShare plugin skips the pods).
+// Each run creates, before its first pod, the scenario's queue tree (the root Queue with the fair-share policy
+// compressed like time, see CompressPolicy, and one Queue per scenario queue weighted by its share), one
+// namespace per queue labelled kubehtc.io/queue, and each gang's PodGroup before its members; it deletes all
+// of it afterwards, so the profiles, run one after the other on the same cluster, start from the same state.
+// The quota controller must run in the cluster (QuotaController).
 package clustermode
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"math"
+	"sort"
 	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubehtc/kubehtc/internal/localcluster"
 	"github.com/kubehtc/kubehtc/simulations/metrics"
+	"github.com/kubehtc/kubehtc/simulations/scenario"
 	"github.com/kubehtc/kubehtc/simulations/workload"
 )
 
@@ -40,23 +44,75 @@ type Options struct {
 	Compression float64
 	// Duration stops the run at this simulated time; 0 waits until every pod with a runtime succeeded.
 	Duration time.Duration
+	// Queues are the scenario's fair-share queues; empty: no Queue is created and the namespaces are not
+	// labelled, so every pod is outside fair share.
+	Queues []scenario.Queue
+	// HalfLife and AccountingInterval are the root Queue's fair-share policy in simulated time (default 24h
+	// and 1m, the CRD's defaults); the run compresses them (CompressPolicy).
+	HalfLife, AccountingInterval time.Duration
 	// Targets are the queues' normalised shares.
 	Targets map[string]float64
 	// Progress, if set, is called after each 200 pods submitted.
 	Progress func(done, total int, simulated time.Duration)
 }
 
-// Run replays set on cluster c with one profile. The cluster's nodes must be set.Pools.
+// Timing is where a run's wall time went, for the report's notes and docs/simulations.md.
+type Timing struct {
+	// Setup is creating the Queues and namespaces and waiting for the first accounting; Cleanup is deleting
+	// everything and waiting until it is gone.
+	Setup, Cleanup time.Duration
+	// Creates is the time spent in pod and PodGroup create calls (API writes), out of Replay.
+	Creates time.Duration
+	// Replay is from the first arrival to the end of the run.
+	Replay time.Duration
+	// CreateToBind is the wall time from a pod's creation to the informer seeing it bound (scheduling queue,
+	// scheduling, binding, watch), over bound pods.
+	CreateToBind metrics.Percentiles
+	// EndLateness is how long after its due end (bind seen + runtime/compression) the informer saw a pod end
+	// (KWOK's lifecycle plus watch latency), over ended pods.
+	EndLateness metrics.Percentiles
+	// LateBehind is the largest lag of a pod creation behind its compressed arrival time.
+	LateBehind time.Duration
+}
+
+// String is a one-line summary.
+func (t Timing) String() string {
+	ms := func(s float64) string { return fmt.Sprintf("%.0fms", 1000*s) }
+	return fmt.Sprintf("wall: setup %s, replay %s (pod creates %s, largest lag behind arrival %s), cleanup %s; create→bind seen p50 %s p90 %s; end seen after due end p50 %s p90 %s",
+		t.Setup.Round(time.Millisecond), t.Replay.Round(time.Millisecond), t.Creates.Round(time.Millisecond), t.LateBehind.Round(time.Millisecond),
+		t.Cleanup.Round(time.Millisecond), ms(t.CreateToBind.P50), ms(t.CreateToBind.P90), ms(t.EndLateness.P50), ms(t.EndLateness.P90))
+}
+
+// Run replays set on cluster c with one profile. The cluster's nodes must be set.Pools, and with Queues the
+// quota controller must run in it (QuotaController).
 func Run(ctx context.Context, c *localcluster.Cluster, set *workload.Set, opts Options) (*metrics.Result, error) {
-	for _, p := range set.Pods {
-		if p.Gang != "" {
-			return nil, errors.New("cluster mode does not create PodGroups yet: scenarios with gangs run in fast mode only")
-		}
-	}
+	res, _, err := RunTimed(ctx, c, set, opts)
+	return res, err
+}
+
+// RunTimed is Run, also returning where the wall time went.
+func RunTimed(ctx context.Context, c *localcluster.Cluster, set *workload.Set, opts Options) (res *metrics.Result, tm Timing, err error) {
 	cs := c.Client()
-	if err := namespaces(ctx, cs, set); err != nil {
-		return nil, err
+	kc, err := client.New(c.JSONRESTConfig(), client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, tm, err
 	}
+	t0 := time.Now()
+	objs, err := setup(ctx, kc, set, opts)
+	defer func() {
+		t := time.Now()
+		// Clean up even when the run failed or ctx ended, so that the cluster can run the next profile.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		defer cancel()
+		if cerr := objs.cleanup(cctx, opts.Profile); cerr != nil && err == nil {
+			err = cerr
+		}
+		tm.Cleanup = time.Since(t)
+	}()
+	if err != nil {
+		return nil, tm, err
+	}
+	tm.Setup = time.Since(t0)
 	capacity := metrics.Capacity{}
 	for _, n := range set.Pools.Nodes() {
 		a := n.Status.Allocatable
@@ -74,8 +130,12 @@ func Run(ctx context.Context, c *localcluster.Cluster, set *workload.Set, opts O
 		mu       sync.Mutex
 		rec      = metrics.NewRecorder(capacity, opts.Targets)
 		start    = time.Now()
-		bound    = map[string]bool{}
+		created  = map[string]time.Time{}
+		bound    = map[string]time.Time{}
 		finished = map[string]bool{}
+		deleted  int
+		toBind   []float64
+		lateEnd  []float64
 		toFinish int
 	)
 	for _, p := range set.Pods {
@@ -83,7 +143,7 @@ func Run(ctx context.Context, c *localcluster.Cluster, set *workload.Set, opts O
 			toFinish++
 		}
 	}
-	sim := func() time.Duration { return time.Duration(float64(time.Since(start)) * opts.Compression) }
+	sim := func(t time.Time) time.Duration { return time.Duration(float64(t.Sub(start)) * opts.Compression) }
 	observe := func(obj any) {
 		pod, ok := obj.(*v1.Pod)
 		if !ok {
@@ -94,24 +154,48 @@ func Run(ctx context.Context, c *localcluster.Cluster, set *workload.Set, opts O
 		if p == nil {
 			return
 		}
+		now := time.Now()
 		mu.Lock()
 		defer mu.Unlock()
-		t := sim()
-		if pod.Spec.NodeName != "" && !bound[key] {
-			bound[key] = true
+		t := sim(now)
+		if _, ok := bound[key]; pod.Spec.NodeName != "" && !ok {
+			bound[key] = now
 			rec.Bind(t, recPod(p))
+			if c, ok := created[key]; ok {
+				toBind = append(toBind, now.Sub(c).Seconds())
+			}
 		}
-		if bound[key] && !finished[key] && (pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed) {
+		if b, ok := bound[key]; ok && !finished[key] && (pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed) {
 			finished[key] = true
 			rec.Finish(t, recPod(p))
+			lateEnd = append(lateEnd, (now.Sub(b) - time.Duration(float64(p.Runtime)/opts.Compression)).Seconds())
 		}
 	}
 	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.LabelSelector = RunLabel + "=" + opts.Profile
 	}))
 	inf := factory.Core().V1().Pods().Informer()
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: observe, UpdateFunc: func(_, n any) { observe(n) }}); err != nil {
-		return nil, err
+	// A running pod deleted during the run was preempted (FairShare reclaim, DefaultPreemption): it stops
+	// using its resources there and is not resubmitted.
+	gone := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		pod, ok := obj.(*v1.Pod)
+		if !ok {
+			return
+		}
+		key := pod.Namespace + "/" + pod.Name
+		mu.Lock()
+		defer mu.Unlock()
+		if _, ok := bound[key]; ok && !finished[key] {
+			finished[key] = true
+			deleted++
+			rec.Finish(sim(time.Now()), recPod(byName[key]))
+		}
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: observe, UpdateFunc: func(_, n any) { observe(n) }, DeleteFunc: gone}); err != nil {
+		return nil, tm, err
 	}
 	stop := make(chan struct{})
 	defer close(stop)
@@ -124,86 +208,82 @@ func Run(ctx context.Context, c *localcluster.Cluster, set *workload.Set, opts O
 		if opts.Duration > 0 && p.Arrival > opts.Duration {
 			break
 		}
-		if d := time.Duration(float64(p.Arrival)/opts.Compression) - time.Since(start); d > 0 {
+		due := time.Duration(float64(p.Arrival) / opts.Compression)
+		if d := due - time.Since(start); d > 0 {
 			select {
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return nil, tm, ctx.Err()
 			case <-time.After(d):
 			}
+		} else {
+			tm.LateBehind = max(tm.LateBehind, -d)
 		}
 		obj := p.Object(opts.Profile, opts.Compression)
 		obj.UID = ""
 		obj.Labels[RunLabel] = opts.Profile
+		key := p.Queue + "/" + p.Name
+		w := time.Now()
+		if p.Gang != "" {
+			if err := objs.podGroup(ctx, p, opts.Profile); err != nil {
+				return nil, tm, err
+			}
+		}
 		mu.Lock()
-		rec.Arrive(sim(), recPod(p))
+		rec.Arrive(sim(time.Now()), recPod(p))
+		created[key] = time.Now()
 		mu.Unlock()
 		if _, err := cs.CoreV1().Pods(obj.Namespace).Create(ctx, obj, metav1.CreateOptions{}); err != nil {
-			return nil, fmt.Errorf("creating pod %s: %w", p.Name, err)
+			return nil, tm, fmt.Errorf("creating pod %s: %w", p.Name, err)
 		}
+		tm.Creates += time.Since(w)
 		if opts.Progress != nil && (i+1)%200 == 0 {
-			opts.Progress(i+1, len(set.Pods), sim())
+			opts.Progress(i+1, len(set.Pods), sim(time.Now()))
 		}
 	}
 	// Wait for the end: the duration, or every pod with a runtime finished.
-	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
+	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
 		if opts.Duration > 0 {
-			return sim() >= opts.Duration, nil
+			return sim(time.Now()) >= opts.Duration, nil
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		return len(finished) >= toFinish, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("waiting for the run to drain: %w", err)
+		return nil, tm, fmt.Errorf("waiting for the run to drain: %w", err)
 	}
 	mu.Lock()
-	end := sim()
+	end := sim(time.Now())
 	if opts.Duration > 0 {
 		end = opts.Duration
 	}
-	res := rec.Result(opts.Profile, "cluster", end, len(set.Pods), time.Since(start))
+	tm.Replay = time.Since(start)
+	res = rec.Result(opts.Profile, "cluster", end, len(set.Pods), tm.Replay)
+	tm.CreateToBind, tm.EndLateness = percentiles(toBind), percentiles(lateEnd)
 	mu.Unlock()
-	res.Notes = append(res.Notes, fmt.Sprintf("cluster mode at compression %g: event times are measured on the wall clock, about ±%s of simulated time", opts.Compression, time.Duration(opts.Compression*float64(time.Second))))
-	return res, cleanup(ctx, cs, set, opts.Profile)
+	res.Notes = append(res.Notes,
+		fmt.Sprintf("cluster mode at compression %g: event times are measured on the wall clock, about ±%s of simulated time", opts.Compression, time.Duration(opts.Compression*float64(time.Second))),
+		tm.String())
+	if deleted > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d running pods were preempted (deleted by the scheduler) and not resubmitted", deleted))
+	}
+	return res, tm, nil
 }
 
-// namespaces creates one namespace per queue.
-func namespaces(ctx context.Context, cs kubernetes.Interface, set *workload.Set) error {
-	seen := map[string]bool{}
-	for _, p := range set.Pods {
-		if seen[p.Queue] {
-			continue
-		}
-		seen[p.Queue] = true
-		// Not labelled with kubehtc.io/queue: without a Queue object the FairShare plugin would reject the pods.
-		ns := &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.Queue}}
-		if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating namespace %s: %w", p.Queue, err)
-		}
+// percentiles of unsorted values, nearest rank (as the metrics package computes waits).
+func percentiles(v []float64) metrics.Percentiles {
+	sort.Float64s(v)
+	p := metrics.Percentiles{Count: len(v)}
+	if len(v) == 0 {
+		return p
 	}
-	return nil
-}
-
-// cleanup deletes the run's pods and waits until they are gone, so the next profile starts on empty nodes.
-func cleanup(ctx context.Context, cs kubernetes.Interface, set *workload.Set, profile string) error {
-	sel := metav1.ListOptions{LabelSelector: RunLabel + "=" + profile}
-	seen := map[string]bool{}
-	for _, p := range set.Pods {
-		if seen[p.Queue] {
-			continue
-		}
-		seen[p.Queue] = true
-		if err := cs.CoreV1().Pods(p.Queue).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, sel); err != nil {
-			return fmt.Errorf("deleting the run's pods: %w", err)
-		}
+	rank := func(q float64) float64 { return v[max(0, int(math.Ceil(q*float64(len(v))))-1)] }
+	p.P50, p.P90, p.P99 = rank(0.5), rank(0.9), rank(0.99)
+	for _, x := range v {
+		p.Mean += x
 	}
-	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
-		l, err := cs.CoreV1().Pods("").List(ctx, sel)
-		if err != nil {
-			return false, nil
-		}
-		return len(l.Items) == 0, nil
-	})
+	p.Mean /= float64(len(v))
+	return p
 }
 
 func recPod(p *workload.Pod) metrics.Pod {
