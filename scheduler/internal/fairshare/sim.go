@@ -113,22 +113,21 @@ func (s *Sim) Account() time.Duration {
 	for _, q := range updated {
 		fillStatus(&q.Status, t.Node(q.Name), ranking, running, now)
 	}
-	r.mu.Unlock()
-	// The root first: a policy change recounts pods, and the other queues then build on it.
-	slices.SortFunc(updated, func(a, b *kubehtcv1alpha1.Queue) int {
-		return cmp.Or(cmp.Compare(rootFirst(a), rootFirst(b)), cmp.Compare(a.Name, b.Name))
-	})
+	// Only status changed. setQueue on the root would recount every pod for a policy change (the policy is the
+	// same), so the root's status is written in place; the leaves go through setQueue as informer updates do.
 	for _, q := range updated {
-		r.setQueue(q, true)
+		if q.Name == kubehtcv1alpha1.RootQueueName {
+			r.queues[q.Name] = q
+			r.dirty = true
+		}
+	}
+	r.mu.Unlock()
+	for _, q := range updated {
+		if q.Name != kubehtcv1alpha1.RootQueueName {
+			r.setQueue(q, true)
+		}
 	}
 	return max(interval, time.Second)
-}
-
-func rootFirst(q *kubehtcv1alpha1.Queue) int {
-	if q.Name == kubehtcv1alpha1.RootQueueName {
-		return 0
-	}
-	return 1
 }
 
 // accountDecay sets n's and its users' decayed usage from the previous status as the quota controller does:
