@@ -67,9 +67,12 @@ const (
 	shareWindow = 20 * time.Second
 	// sharePending is how many pods each VO keeps pending while the window lasts: more than it can start
 	// between two top-ups (the pool frees 20 cores every run time), so that the pool stays saturated and
-	// the scheduler, not the submission, decides who runs. Few enough that the retries of the pending pods
-	// cost the scheduler little.
-	sharePending = 15
+	// the scheduler, not the submission, decides who runs. Pods that failed to fit wait out a back-off
+	// (1 s doubling to 10 s) and a freed core goes to the best-ranked pod among those whose back-off has
+	// ended, so each VO needs several pods in each second's batch for its rank to decide; 40 do that
+	// while the pending pods' retries still cost the scheduler little (15 did not: shares drifted to
+	// whoever's back-off ended first).
+	sharePending = 40
 	// shareTopUp is how often the backlogs are topped up.
 	shareTopUp = 250 * time.Millisecond
 	// shareCreators is how many pods the backlogs create at a time.
@@ -332,9 +335,9 @@ type ShareSummary struct {
 	// VOs are the VOs' queue names in the order of their weights.
 	VOs []string
 	// Target maps a VO to its share (its Queue's weight over the VOs' weights); Delivered to the fraction of
-	// the VOs' core-seconds inside the window that its running pods received.
+	// the VOs' core-seconds inside the window that its pods received (bound to a node, not finished).
 	Target, Delivered map[string]float64
-	// CoreSeconds is what the VOs' running pods received in all inside the window.
+	// CoreSeconds is what the VOs' pods received in all inside the window.
 	CoreSeconds float64
 }
 
@@ -356,7 +359,8 @@ func (s *ShareSummary) percentages(m map[string]float64) string {
 	return strings.Join(parts, "/")
 }
 
-// shareMeter integrates the cores of the backlogs' running pods over the measurement window from the
+// shareMeter integrates the cores of the backlogs' pods bound to nodes and not finished (what the scheduler
+// allocated them, whether or not the simulated node has reported them Running yet) over the measurement window from the
 // observations of a pass: each observation's cores count until the next observation.
 type shareMeter struct {
 	from, to time.Duration
@@ -387,7 +391,8 @@ func (m *shareMeter) observe(elapsed time.Duration, pods []corev1.Pod) {
 	for i := range pods {
 		p := &pods[i]
 		v, ok := m.voOf[p.Namespace]
-		if !ok || p.Labels[demoLabel] != sharePart || p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
+		if !ok || p.Labels[demoLabel] != sharePart || p.Spec.NodeName == "" || p.DeletionTimestamp != nil ||
+			p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
 		for _, c := range p.Spec.Containers {

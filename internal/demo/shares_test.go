@@ -11,11 +11,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// backlogPod is a backlog pod of namespace ns requesting cpu, in phase.
+// backlogPod is a backlog pod of namespace ns requesting cpu, in phase; bound to a node unless Pending.
 func backlogPod(ns, cpu string, phase corev1.PodPhase) corev1.Pod {
+	node := "fairshare-0"
+	if phase == corev1.PodPending {
+		node = ""
+	}
 	return corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Labels: map[string]string{demoLabel: sharePart}},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Resources: corev1.ResourceRequirements{
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}}}}},
 		Status: corev1.PodStatus{Phase: phase},
 	}
@@ -32,6 +36,8 @@ func TestShareMeter(t *testing.T) {
 	web := backlogPod("web", "1", running) // not a VO's namespace
 	unlabelled := backlogPod("vo-cms", "4", running)
 	unlabelled.Labels = nil
+	boundPending := backlogPod("vo-atlas", "1", corev1.PodPending)
+	boundPending.Spec.NodeName = "fairshare-1"
 	target := map[string]float64{"atlas": 0.5, "cms": 0.3, "lhcb": 0.2}
 	cases := []struct {
 		name string
@@ -51,16 +57,16 @@ func TestShareMeter(t *testing.T) {
 		want: &ShareSummary{From: 3 * time.Second, To: 13 * time.Second, VOs: []string{"atlas", "cms", "lhcb"}, Target: target,
 			Delivered: map[string]float64{"atlas": 14.0 / 23, "cms": 6.0 / 23, "lhcb": 3.0 / 23}, CoreSeconds: 23},
 	}, {
-		// Only running, labelled pods of the VOs' namespaces that are not being deleted count: atlas's
-		// running 500m over 5–9 s = 2; cms nothing.
-		name: "pending, finished, deleted and other pods do not count",
+		// Only bound, unfinished, labelled pods of the VOs' namespaces that are not being deleted count:
+		// atlas's running 500m and bound 1 (Pending: the node has not started it yet) over 5–9 s = 6; cms nothing.
+		name: "unbound, finished, deleted and other pods do not count",
 		obs: []obs{
-			{5 * time.Second, []corev1.Pod{backlogPod("vo-atlas", "500m", running), backlogPod("vo-cms", "1", corev1.PodPending),
+			{5 * time.Second, []corev1.Pod{backlogPod("vo-atlas", "500m", running), boundPending, backlogPod("vo-cms", "1", corev1.PodPending),
 				backlogPod("vo-cms", "1", corev1.PodSucceeded), deleting, web, unlabelled}},
 			{9 * time.Second, nil},
 		},
 		want: &ShareSummary{From: 3 * time.Second, To: 13 * time.Second, VOs: []string{"atlas", "cms", "lhcb"}, Target: target,
-			Delivered: map[string]float64{"atlas": 1, "cms": 0, "lhcb": 0}, CoreSeconds: 2},
+			Delivered: map[string]float64{"atlas": 1, "cms": 0, "lhcb": 0}, CoreSeconds: 6},
 	}, {
 		name: "nothing inside the window",
 		obs: []obs{
