@@ -77,15 +77,21 @@ func TestMain(m *testing.M) {
 	os.Exit(clustertest.Main(m, localcluster.Options{NodePools: agreeSet.Pools, SchedulerConfig: schedConfig, Components: []localcluster.Component{QuotaController()}}, &cluster))
 }
 
+// Tolerances of TestFastAgreesWithCluster. Measured on 2026-11-22 with kube-scheduler's back-off at 1 s
+// (SchedulerConfig), fast / cluster in three runs: cpu utilization 0.915 / 0.904-0.908; wait p50 246 s /
+// 249-253 s, p90 368 s / 373-377 s; makespan 1538 s / 1553-1562 s. KWOK ends a pod up to about a second of wall time late, 30 s of simulated time at
+// compression 30, against runtimes of 150–450 s and waits of minutes: the bounds leave room for a few such
+// seconds, not for a different queueing behaviour (with the default 1–10 s back-off the cluster gave cpu 0.80
+// and p50 34 s, p90 767 s, and would fail).
+const (
+	makespanTolerance    = 0.10 // relative
+	utilizationTolerance = 0.05 // absolute
+	waitTolerance        = 0.20 // relative, p50 and p90
+)
+
 // TestFastAgreesWithCluster runs the same small scenario (no queues, until drained) in fast mode and on the
-// local cluster with the kubehtc profile. Asserted: every pod runs in both, and the makespans agree within 15%
-// (KWOK ends a pod up to about a second of wall time late, 30 s of simulated time at compression 30, against
-// runtimes of 150–450 s).
-//
-// Not within a tolerance, so only logged (figures and causes in docs/simulations.md, "Cluster mode: fair
-// share, gangs and agreement"): utilization and wait percentiles. Fast mode retries pending pods in strict
-// queue order at every completion; kube-scheduler parks unschedulable pods with back-off, so newer pods pass
-// them (lower p50, longer tail) and capacity sits idle during back-off (lower utilization).
+// local cluster with the kubehtc profile. Asserted: every pod runs in both, and makespan, cpu utilization
+// and the wait percentiles p50 and p90 agree within the tolerances above.
 func TestFastAgreesWithCluster(t *testing.T) {
 	clustertest.Require(t, cluster)
 	ctx := context.Background()
@@ -93,18 +99,26 @@ func TestFastAgreesWithCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, tm, err := RunTimed(ctx, cluster, agreeSet, Options{Profile: "kubehtc", Compression: scen.Compression})
+	c, st, err := RunStats(ctx, cluster, agreeSet, Options{Profile: "kubehtc", Compression: scen.Compression})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("fast:    started %d, cpu %.3f, makespan %.0fs, wait p50 %.0fs p90 %.0fs", f.Started, f.Utilization["cpu"], f.MakespanSeconds, f.Wait["all"].P50, f.Wait["all"].P90)
 	t.Logf("cluster: started %d, cpu %.3f, makespan %.0fs, wait p50 %.0fs p90 %.0fs (%.1f pods/s wall)", c.Started, c.Utilization["cpu"], c.MakespanSeconds, c.Wait["all"].P50, c.Wait["all"].P90, c.JobsPerSecond)
-	t.Logf("cluster %s", tm)
+	t.Logf("cluster %s", st)
 	if f.Started != len(agreeSet.Pods) || c.Started != len(agreeSet.Pods) {
 		t.Errorf("started: fast %d, cluster %d, want all %d", f.Started, c.Started, len(agreeSet.Pods))
 	}
-	if d := math.Abs(f.MakespanSeconds-c.MakespanSeconds) / c.MakespanSeconds; d > 0.15 {
-		t.Errorf("makespan: fast %.0fs, cluster %.0fs, differ by %.0f%% > 15%%", f.MakespanSeconds, c.MakespanSeconds, 100*d)
+	relative := func(name string, fv, cv, tol float64) {
+		if d := math.Abs(fv-cv) / cv; d > tol {
+			t.Errorf("%s: fast %.0f, cluster %.0f, differ by %.0f%% > %.0f%%", name, fv, cv, 100*d, 100*tol)
+		}
+	}
+	relative("makespan (s)", f.MakespanSeconds, c.MakespanSeconds, makespanTolerance)
+	relative("wait p50 (s)", f.Wait["all"].P50, c.Wait["all"].P50, waitTolerance)
+	relative("wait p90 (s)", f.Wait["all"].P90, c.Wait["all"].P90, waitTolerance)
+	if d := math.Abs(f.Utilization["cpu"] - c.Utilization["cpu"]); d > utilizationTolerance {
+		t.Errorf("cpu utilization: fast %.3f, cluster %.3f, differ by %.3f > %.2f", f.Utilization["cpu"], c.Utilization["cpu"], d, utilizationTolerance)
 	}
 }
 
@@ -113,46 +127,49 @@ func TestFastAgreesWithCluster(t *testing.T) {
 const (
 	// shareTolerance bounds |fast - cluster| for a queue's delivered share when both modes run the same
 	// ordering plugins.
-	shareTolerance = 0.06
+	shareTolerance = 0.08
 	// fairShareGain is how much closer to the targets the kubehtc profile must deliver than the
 	// default-scheduler profile on the cluster (difference of the largest |delivered - target|).
-	fairShareGain = 0.1
+	fairShareGain = 0.08
 )
 
 // TestSharesAgree runs small-shares.yaml (queues atlas 75 / cms 25 with equal demand, two 3-pod gangs in
 // atlas, 40 simulated minutes) with both profiles in both modes. Asserted:
 //   - the cluster runs stay inside small-shares.ranges.yaml, and the run's Queues and namespaces are gone
 //     afterwards;
-//   - default-scheduler (first come, first served in both modes): each queue's delivered share agrees between
-//     fast and cluster mode within shareTolerance (measured gap 2026-11-22: see docs/simulations.md; the
-//     share follows arrival order, which is identical, and differs by the pods KWOK ends up to a second of
-//     wall time late, i.e. up to 60 s of simulated time at compression 60, against 5–15 min runtimes);
+//   - each profile: each queue's delivered share agrees between fast and cluster mode within shareTolerance.
+//     Measured 2026-11-22: atlas's share, default-scheduler 0.549 fast / 0.521-0.574 cluster (three runs),
+//     kubehtc 0.752 / 0.710-0.750. Both
+//     modes order pods the same way (FIFO; fair-share rank from the same accounting), on the same arrivals;
+//     they differ by the pods KWOK ends up to a second of wall time late (up to 60 s of simulated time at
+//     compression 60, against 5–15 min runtimes) and, for kubehtc, by reclaim, which only cluster mode runs;
 //   - kubehtc on the cluster: fair share delivers at least fairShareGain closer to the targets than
-//     default-scheduler does on the same cluster, and gang pods start in whole gangs of 3 (the PodGroups
-//     exist, otherwise the Gang plugin would hold every member);
-//   - kubehtc in fast mode is compared like default-scheduler only once fast mode runs the FairShare and
-//     QueueOrder plugins (its notes say when they are not run); until then its shares are logged.
+//     default-scheduler does on the same cluster;
+//   - kubehtc gangs: no gang partly placed in either mode, and at least one whole gang started on the
+//     cluster (so its PodGroup exists: without it the Gang plugin holds every member). How many gangs start
+//     is not compared: cluster mode's reclaim preempts cms pods for the second gang, fast mode does not
+//     preempt, so it starts one gang where the cluster starts two.
 func TestSharesAgree(t *testing.T) {
 	clustertest.Require(t, cluster)
 	ctx := context.Background()
 	targets := simulations.Targets(sharesScen)
-	fastRes, clusterRes := map[string]*metrics.Result{}, map[string]*metrics.Result{}
+	fastRes, clusterRes, stats := map[string]*metrics.Result{}, map[string]*metrics.Result{}, map[string]Stats{}
 	for _, profile := range sharesScen.Profiles {
 		f, err := fast.Run(ctx, sharesSets, fast.Options{Profile: profile, Duration: sharesScen.DurationOrZero(), Seed: sharesScen.Seed, Targets: targets})
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, tm, err := RunTimed(ctx, cluster, sharesSets, Options{Profile: profile, Compression: sharesScen.Compression,
+		c, st, err := RunStats(ctx, cluster, sharesSets, Options{Profile: profile, Compression: sharesScen.Compression,
 			Duration: sharesScen.DurationOrZero(), Queues: sharesScen.Queues, Targets: targets})
 		if err != nil {
 			t.Fatal(err)
 		}
-		fastRes[profile], clusterRes[profile] = f, c
+		fastRes[profile], clusterRes[profile], stats[profile] = f, c, st
 		for _, r := range []*metrics.Result{f, c} {
 			t.Logf("%-7s %-17s started %d (gang pods %d), cpu %.3f, wait p50 %.0fs p90 %.0fs, shares %s", r.Mode, profile, r.Started,
 				r.Wait["class/gang"].Count, r.Utilization["cpu"], r.Wait["all"].P50, r.Wait["all"].P90, shares(r))
 		}
-		t.Logf("cluster %s %s", profile, tm)
+		t.Logf("cluster %s: %d of %d gangs partly placed, %d pods preempted; %s", profile, st.GangsPartlyPlaced, st.Gangs, st.Preempted, st)
 	}
 
 	ranges, err := scenario.LoadRanges(sharesRanges)
@@ -190,18 +207,17 @@ func TestSharesAgree(t *testing.T) {
 		}
 	}
 	compare("default-scheduler")
-	if notRun := missingPlugins(fastRes["kubehtc"], "FairShare", "QueueOrder"); len(notRun) > 0 {
-		t.Logf("kubehtc shares not compared: fast mode does not run %s", strings.Join(notRun, ", "))
-	} else {
-		compare("kubehtc")
-	}
+	compare("kubehtc")
 
 	dev := func(r *metrics.Result) float64 { return *r.ShareDeviation }
 	if d, k := dev(clusterRes["default-scheduler"]), dev(clusterRes["kubehtc"]); d-k < fairShareGain {
 		t.Errorf("cluster mode: kubehtc's share deviation %.3f is not %.2f below default-scheduler's %.3f", k, fairShareGain, d)
 	}
-	if n := clusterRes["kubehtc"].Wait["class/gang"].Count; n == 0 || n%3 != 0 {
-		t.Errorf("cluster mode, kubehtc: %d gang pods started, want whole gangs of 3 (at least one)", n)
+	if n := clusterRes["kubehtc"].Wait["class/gang"].Count; n == 0 || stats["kubehtc"].GangsPartlyPlaced != 0 {
+		t.Errorf("cluster mode, kubehtc: %d gang pods started, %d gangs partly placed; want at least one gang, none partly placed", n, stats["kubehtc"].GangsPartlyPlaced)
+	}
+	if n := fastRes["kubehtc"].Wait["class/gang"].Count; n%3 != 0 {
+		t.Errorf("fast mode, kubehtc: %d gang pods started, want whole gangs of 3", n)
 	}
 }
 
@@ -219,18 +235,4 @@ func shares(r *metrics.Result) string {
 		fmt.Fprintf(&b, "%s %.3f/%.2f ", s.Queue, s.Delivered, s.Target)
 	}
 	return strings.TrimSpace(b.String())
-}
-
-// missingPlugins returns those of names that a fast-mode result's notes report as not run.
-func missingPlugins(r *metrics.Result, names ...string) []string {
-	var out []string
-	for _, n := range names {
-		for _, note := range r.Notes {
-			if strings.HasPrefix(note, "plugin "+n+" not run") {
-				out = append(out, n)
-				break
-			}
-		}
-	}
-	return out
 }
