@@ -243,7 +243,7 @@ func runPass(ctx context.Context, cs kubernetes.Interface, out io.Writer, worklo
 				delete(partialSince, g)
 			}
 		}
-		p.show(time.Since(start), st)
+		p.show(time.Since(start), st, shares.coresNow())
 		if submitDone && st.drained() {
 			p.finish()
 			sum := st.summary(time.Since(start))
@@ -525,7 +525,7 @@ type progress struct {
 	width     int
 }
 
-func (p *progress) show(elapsed time.Duration, st *state) {
+func (p *progress) show(elapsed time.Duration, st *state, voCores string) {
 	var scheduled, pending, succeeded, failed int
 	for _, c := range st.classes() {
 		scheduled += c.Scheduled
@@ -535,6 +535,9 @@ func (p *progress) show(elapsed time.Duration, st *state) {
 	}
 	line := fmt.Sprintf("[%5.1fs] pods: %d scheduled, %d pending, %d succeeded, %d failed | jobs %d/%d done | deployments %d/%d available",
 		elapsed.Seconds(), scheduled, pending, succeeded, failed, st.jobsComplete+st.jobsFailed, st.jobs, st.deploymentsReady, st.deployments)
+	if voCores != "" {
+		line += " | VO cores " + voCores
+	}
 	if p.live {
 		pad := max(p.width-len(line), 0)
 		fmt.Fprintf(p.out, "\r%s%s", line, strings.Repeat(" ", pad))

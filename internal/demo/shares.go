@@ -51,10 +51,15 @@ type vo struct {
 // vos are the VOs of the backlogs, shares 50/30/20.
 var vos = []vo{{"atlas", 50, "vo-atlas"}, {"cms", 30, "vo-cms"}, {"lhcb", 20, "vo-lhcb"}}
 
-// The root Queue's policy for the demo: a site would keep usage for a day (the default 24 h half-life); the
-// demo lasts seconds, so usage halves every 15 s and the quota controller accounts every second.
+// The root Queue's policy for the demo. A site keeps usage for a day (the default 24 h half-life); the demo
+// lasts seconds, so usage halves every 5 s and the quota controller accounts every second (the least the
+// CRD allows). The scheduler ranks queues by the decayed usage of the last accounting, with live usage
+// weighted by the time since (scheduler/internal/fairshare), so ranks move little inside an interval and
+// the best-ranked VO takes most cores freed in it; a half-life of a few seconds lets the ranking catch up
+// within the demo's window. (Measured with 15 s and equal run times: the pool swung between 20/0/0 and
+// 0/0/20 and the window ended 10 to 25 points off target in some runs.)
 const (
-	shareHalfLife           = 15 * time.Second
+	shareHalfLife           = 5 * time.Second
 	shareAccountingInterval = time.Second
 )
 
@@ -65,19 +70,39 @@ const (
 	// pass's first submission, for 20 s. The warm-up covers filling the pool and the first accountings.
 	shareWarmup = 6 * time.Second
 	shareWindow = 20 * time.Second
-	// sharePending is how many pods each VO keeps pending while the window lasts: more than it can start
-	// between two top-ups (the pool frees 20 cores every run time), so that the pool stays saturated and
-	// the scheduler, not the submission, decides who runs. Pods that failed to fit wait out a back-off
-	// (1 s doubling to 10 s) and a freed core goes to the best-ranked pod among those whose back-off has
-	// ended, so each VO needs several pods in each second's batch for its rank to decide; 40 do that
-	// while the pending pods' retries still cost the scheduler little (15 did not: shares drifted to
-	// whoever's back-off ended first).
-	sharePending = 40
-	// shareTopUp is how often the backlogs are topped up.
-	shareTopUp = 250 * time.Millisecond
-	// shareCreators is how many pods the backlogs create at a time.
+	// shareCores is the pool's size (NodePools).
+	shareCores = 20
+	// shareCreators and shareDeleters are how many pods the backlogs create and withdraw at a time.
 	shareCreators = 8
+	shareDeleters = 16
 )
+
+// shareBacklog is how many pods each VO submits at scale s: 30 % more than the largest share (0.5 of 20
+// cores) runs from the pass's start to the window's end, so that the pool stays saturated and the scheduler,
+// not the submission, decides who runs. Every VO submits as many, so that none runs dry on a FIFO queue
+// either. The count is the same at every scale: window and run time scale alike.
+//
+// All at once, rather than a few pending pods per VO topped up as they start: a pod that did not fit waits
+// out a back-off (1 s, doubling to 10 s), and a freed core goes to the best-ranked pod among those whose
+// back-off has ended. Submitted together, the VOs' pods back off alike and rank decides; topped up, the VO
+// that just started pods has the freshest, first-eligible pods (measured with equal run times and a 15 s
+// half-life: 4 to 17 points off with 15 pending per VO, 3 to 8 with 40).
+func shareBacklog(s Scale) int {
+	_, to := shareWindowOf(s)
+	var largest, sum float64
+	for _, v := range vos {
+		largest = max(largest, float64(v.weight))
+		sum += float64(v.weight)
+	}
+	return int(math.Ceil(1.3 * largest / sum * shareCores * to.Seconds() / s.d(shareRuntime).Seconds()))
+}
+
+// shareRuntimeOf is the run time of a VO's i-th pod at Scale.Runtime 1: from half to one and a half times
+// shareRuntime, so that pods started together end apart and cores free one by one, not a whole pool at
+// once (which the best-ranked VO would take whole).
+func shareRuntimeOf(i int) time.Duration {
+	return shareRuntime/2 + time.Duration(i%5)*shareRuntime/4
+}
 
 // shareWindowOf is the measurement window of a pass at scale s, from the pass's first submission.
 func shareWindowOf(s Scale) (from, to time.Duration) {
@@ -160,57 +185,43 @@ func (b voBacklogs) Submit(ctx context.Context, cs kubernetes.Interface, s Scale
 			return fmt.Errorf("labelling namespace %s: %w", v.namespace, err)
 		}
 	}
-	// Each VO keeps sharePending pods pending until the window ends, like a pilot factory keeping idle
-	// pilots queued. Top-ups go in turns (one pod per VO at a time), so that creation order favours no VO
+	// The whole backlog at once, in turns (one pod per VO at a time), so that creation order favours no VO
 	// on a FIFO queue.
-	_, to := shareWindowOf(s)
-	submitted := make([]int, len(vos))
-	tick := time.NewTicker(shareTopUp)
-	defer tick.Stop()
-	for time.Since(start) < to {
-		pending, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{
-			LabelSelector: demoLabel + "=" + sharePart, FieldSelector: "spec.nodeName=", ResourceVersion: "0"})
-		if err != nil {
-			return fmt.Errorf("listing the pending backlog pods: %w", err)
-		}
-		need := map[string]int{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(shareCreators)
+	for i := range shareBacklog(s) {
 		for _, v := range vos {
-			need[v.namespace] = sharePending
-		}
-		for _, p := range pending.Items {
-			need[p.Namespace]--
-		}
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(shareCreators)
-		for more := true; more; {
-			more = false
-			for i, v := range vos {
-				if need[v.namespace] <= 0 {
-					continue
-				}
-				n := submitted[i]
-				g.Go(func() error { return b.create(gctx, cs, s, v, n) })
-				submitted[i]++
-				need[v.namespace]--
-				more = true
-			}
-		}
-		if err := g.Wait(); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
+			g.Go(func() error { return b.create(gctx, cs, s, v, i) })
 		}
 	}
-	// The window is over: withdraw what has not started and wait for the rest to end.
-	for _, v := range vos {
-		err := cs.CoreV1().Pods(v.namespace).DeleteCollection(ctx, metav1.DeleteOptions{},
-			metav1.ListOptions{LabelSelector: demoLabel + "=" + sharePart, FieldSelector: "spec.nodeName="})
-		if err != nil {
-			return fmt.Errorf("withdrawing the pending pods of namespace %s: %w", v.namespace, err)
-		}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	_, to := shareWindowOf(s)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Until(start.Add(to))):
+	}
+	// The window is over: withdraw what has not started (many at a time: the API server deletes a
+	// collection one pod after another) and wait for the rest to end.
+	pending, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: demoLabel + "=" + sharePart, FieldSelector: "spec.nodeName="})
+	if err != nil {
+		return fmt.Errorf("listing the pending backlog pods: %w", err)
+	}
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(shareDeleters)
+	for _, p := range pending.Items {
+		g.Go(func() error {
+			err := cs.CoreV1().Pods(p.Namespace).Delete(gctx, p.Name, metav1.DeleteOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("withdrawing pod %s/%s: %w", p.Namespace, p.Name, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	for _, v := range vos {
 		for {
@@ -259,7 +270,7 @@ func (voBacklogs) create(ctx context.Context, cs kubernetes.Interface, s Scale, 
 			Name:        fmt.Sprintf("%s-%04d", v.queue, i),
 			Namespace:   v.namespace,
 			Labels:      map[string]string{ClassLabel: "batch", demoLabel: sharePart},
-			Annotations: map[string]string{localcluster.RuntimeAnnotation: s.d(shareRuntime).String()},
+			Annotations: map[string]string{localcluster.RuntimeAnnotation: s.d(shareRuntimeOf(i)).String()},
 		},
 		Spec: spec,
 	}
@@ -399,6 +410,20 @@ func (m *shareMeter) observe(elapsed time.Duration, pods []corev1.Pod) {
 			m.cores[v] += c.Resources.Requests.Cpu().AsApproximateFloat64()
 		}
 	}
+}
+
+// coresNow formats the VOs' cores at the last observation as "atlas/cms/lhcb 10/6/4"; "" if none.
+func (m *shareMeter) coresNow() string {
+	var total float64
+	names, cores := make([]string, len(vos)), make([]string, len(vos))
+	for i, v := range vos {
+		names[i], cores[i] = v.queue, fmt.Sprintf("%.0f", m.cores[v.queue])
+		total += m.cores[v.queue]
+	}
+	if total == 0 {
+		return ""
+	}
+	return strings.Join(names, "/") + " " + strings.Join(cores, "/")
 }
 
 // summary is the window's result; nil if the VOs received nothing in it (no SharePool).

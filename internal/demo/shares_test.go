@@ -112,3 +112,13 @@ func TestShareSummaryFormat(t *testing.T) {
 		})
 	}
 }
+
+func TestShareBacklog(t *testing.T) {
+	// Window end 13 s at Runtime 0.5 (26 s at 1), pods of 2 s (4 s): 1.3 × 0.5 × 20 cores × 13 s / 2 s
+	// = 84.5 → 85 pods per VO, at both scales.
+	for _, rt := range []float64{0.5, 1} {
+		if diff := cmp.Diff(85, shareBacklog(Scale{Factor: 1, Runtime: rt})); diff != "" {
+			t.Errorf("runtime scale %v: backlog per VO (-want,+got):\n%s", rt, diff)
+		}
+	}
+}
