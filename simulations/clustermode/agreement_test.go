@@ -138,8 +138,8 @@ const (
 //   - the cluster runs stay inside small-shares.ranges.yaml, and the run's Queues and namespaces are gone
 //     afterwards;
 //   - each profile: each queue's delivered share agrees between fast and cluster mode within shareTolerance.
-//     Measured 2026-11-22: atlas's share, default-scheduler 0.549 fast / 0.521-0.574 cluster (three runs),
-//     kubehtc 0.752 / 0.710-0.750. Both
+//     Measured 2026-11-22: atlas's share, default-scheduler 0.549 fast / 0.521-0.576 cluster (four runs),
+//     kubehtc 0.752 / 0.710-0.767. Both
 //     modes order pods the same way (FIFO; fair-share rank from the same accounting), on the same arrivals;
 //     they differ by the pods KWOK ends up to a second of wall time late (up to 60 s of simulated time at
 //     compression 60, against 5–15 min runtimes) and, for kubehtc, by reclaim, which only cluster mode runs;

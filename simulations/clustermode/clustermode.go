@@ -82,11 +82,15 @@ type Stats struct {
 	Gangs, GangsPartlyPlaced int
 }
 
-// String is a one-line summary of the wall time.
+// String is a one-line summary of the wall time; cleanup is left out until it happened.
 func (t Stats) String() string {
 	ms := func(s float64) string { return fmt.Sprintf("%.0fms", 1000*s) }
-	return fmt.Sprintf("wall: setup %s, replay %s (largest lag of a create behind its arrival %s), cleanup %s; pod create call p50 %s p90 %s; create→bind seen p50 %s p90 %s; end seen after due end p50 %s p90 %s",
-		t.Setup.Round(time.Millisecond), t.Replay.Round(time.Millisecond), t.LateBehind.Round(time.Millisecond), t.Cleanup.Round(time.Millisecond),
+	cleanup := ""
+	if t.Cleanup > 0 {
+		cleanup = fmt.Sprintf(", cleanup %s", t.Cleanup.Round(time.Millisecond))
+	}
+	return fmt.Sprintf("wall: setup %s, replay %s (largest lag of a create behind its arrival %s)%s; pod create call p50 %s p90 %s; create→bind seen p50 %s p90 %s; end seen after due end p50 %s p90 %s",
+		t.Setup.Round(time.Millisecond), t.Replay.Round(time.Millisecond), t.LateBehind.Round(time.Millisecond), cleanup,
 		ms(t.CreateLatency.P50), ms(t.CreateLatency.P90), ms(t.CreateToBind.P50), ms(t.CreateToBind.P90), ms(t.EndLateness.P50), ms(t.EndLateness.P90))
 }
 
@@ -263,7 +267,7 @@ func RunStats(ctx context.Context, c *localcluster.Cluster, set *workload.Set, o
 		res.Notes = append(res.Notes, fmt.Sprintf("%d running pods were preempted (deleted by the scheduler) and not resubmitted", tm.Preempted))
 	}
 	if tm.Gangs > 0 {
-		res.Notes = append(res.Notes, fmt.Sprintf("%d of %d gangs partly placed at the end (some members bound, not all)", tm.GangsPartlyPlaced, tm.Gangs))
+		res.Notes = append(res.Notes, fmt.Sprintf("%d of %d gangs partly placed (some members bound during the run, not all)", tm.GangsPartlyPlaced, tm.Gangs))
 	}
 	return res, tm, nil
 }
