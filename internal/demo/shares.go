@@ -66,9 +66,10 @@ const (
 const (
 	// shareRuntime is the run time of one backlog pod (1 core) at Scale.Runtime 1.
 	shareRuntime = 4 * time.Second
-	// shareWarmup and shareWindow place the measurement window at Scale.Runtime 1: from 6 s after the
-	// pass's first submission, for 20 s. The warm-up covers filling the pool and the first accountings.
-	shareWarmup = 6 * time.Second
+	// shareWarmup and shareWindow place the measurement window at Scale.Runtime 1: from 8 s after the
+	// pass's first submission, for 20 s. The warm-up covers filling the pool, the first accountings and the
+	// first pods' run (up to 1.5 × shareRuntime): at the start all VOs have no usage and rank alike.
+	shareWarmup = 8 * time.Second
 	shareWindow = 20 * time.Second
 	// shareCores is the pool's size (NodePools).
 	shareCores = 20
@@ -94,7 +95,7 @@ func shareBacklog(s Scale) int {
 		largest = max(largest, float64(v.weight))
 		sum += float64(v.weight)
 	}
-	return int(math.Ceil(1.3 * largest / sum * shareCores * to.Seconds() / s.d(shareRuntime).Seconds()))
+	return int(math.Ceil(1.3*largest/sum*shareCores*to.Seconds()/s.d(shareRuntime).Seconds() - 1e-9))
 }
 
 // shareRuntimeOf is the run time of a VO's i-th pod at Scale.Runtime 1: from half to one and a half times

@@ -44,17 +44,17 @@ func TestShareMeter(t *testing.T) {
 		obs  []obs
 		want *ShareSummary
 	}{{
-		// Window 3 s–13 s (Runtime 0.5). Each observation's cores count until the next one:
-		// atlas 2 cores over 0–4 s → 1 s in the window = 2; atlas 2 and cms 1 over 4–10 s → 12 and 6;
-		// lhcb 1 over 10–14 s → 3 s in the window = 3. In all 23 core-seconds: 14/23, 6/23, 3/23.
+		// Window 4 s–14 s (Runtime 0.5). Each observation's cores count until the next one:
+		// atlas 2 cores over 1–5 s → 1 s in the window = 2; atlas 2 and cms 1 over 5–11 s → 12 and 6;
+		// lhcb 1 over 11–15 s → 3 s in the window = 3. In all 23 core-seconds: 14/23, 6/23, 3/23.
 		name: "edges of the window cut the intervals",
 		obs: []obs{
-			{0, []corev1.Pod{backlogPod("vo-atlas", "1", running), backlogPod("vo-atlas", "1", running)}},
-			{4 * time.Second, []corev1.Pod{backlogPod("vo-atlas", "2", running), backlogPod("vo-cms", "1", running)}},
-			{10 * time.Second, []corev1.Pod{backlogPod("vo-lhcb", "1", running)}},
-			{14 * time.Second, nil},
+			{1 * time.Second, []corev1.Pod{backlogPod("vo-atlas", "1", running), backlogPod("vo-atlas", "1", running)}},
+			{5 * time.Second, []corev1.Pod{backlogPod("vo-atlas", "2", running), backlogPod("vo-cms", "1", running)}},
+			{11 * time.Second, []corev1.Pod{backlogPod("vo-lhcb", "1", running)}},
+			{15 * time.Second, nil},
 		},
-		want: &ShareSummary{From: 3 * time.Second, To: 13 * time.Second, VOs: []string{"atlas", "cms", "lhcb"}, Target: target,
+		want: &ShareSummary{From: 4 * time.Second, To: 14 * time.Second, VOs: []string{"atlas", "cms", "lhcb"}, Target: target,
 			Delivered: map[string]float64{"atlas": 14.0 / 23, "cms": 6.0 / 23, "lhcb": 3.0 / 23}, CoreSeconds: 23},
 	}, {
 		// Only bound, unfinished, labelled pods of the VOs' namespaces that are not being deleted count:
@@ -65,14 +65,14 @@ func TestShareMeter(t *testing.T) {
 				backlogPod("vo-cms", "1", corev1.PodSucceeded), deleting, web, unlabelled}},
 			{9 * time.Second, nil},
 		},
-		want: &ShareSummary{From: 3 * time.Second, To: 13 * time.Second, VOs: []string{"atlas", "cms", "lhcb"}, Target: target,
+		want: &ShareSummary{From: 4 * time.Second, To: 14 * time.Second, VOs: []string{"atlas", "cms", "lhcb"}, Target: target,
 			Delivered: map[string]float64{"atlas": 1, "cms": 0, "lhcb": 0}, CoreSeconds: 6},
 	}, {
 		name: "nothing inside the window",
 		obs: []obs{
 			{0, []corev1.Pod{backlogPod("vo-atlas", "1", running)}},
-			{3 * time.Second, nil},
-			{13 * time.Second, []corev1.Pod{backlogPod("vo-atlas", "1", running)}},
+			{4 * time.Second, nil},
+			{14 * time.Second, []corev1.Pod{backlogPod("vo-atlas", "1", running)}},
 			{20 * time.Second, nil},
 		},
 	}}
@@ -114,10 +114,10 @@ func TestShareSummaryFormat(t *testing.T) {
 }
 
 func TestShareBacklog(t *testing.T) {
-	// Window end 13 s at Runtime 0.5 (26 s at 1), pods of 2 s (4 s): 1.3 × 0.5 × 20 cores × 13 s / 2 s
-	// = 84.5 → 85 pods per VO, at both scales.
+	// Window end 14 s at Runtime 0.5 (28 s at 1), pods of 2 s (4 s) on average: 1.3 × 0.5 × 20 cores ×
+	// 14 s / 2 s = 91 pods per VO, at both scales.
 	for _, rt := range []float64{0.5, 1} {
-		if diff := cmp.Diff(85, shareBacklog(Scale{Factor: 1, Runtime: rt})); diff != "" {
+		if diff := cmp.Diff(91, shareBacklog(Scale{Factor: 1, Runtime: rt})); diff != "" {
 			t.Errorf("runtime scale %v: backlog per VO (-want,+got):\n%s", rt, diff)
 		}
 	}
