@@ -1,11 +1,8 @@
 package controller
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"slices"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,13 +20,6 @@ import (
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/quota/fairshare"
 )
-
-// MaxUsers is how many users of a leaf queue its status keeps (the CRD's bound), those with the most decayed
-// usage first.
-const MaxUsers = 100
-
-// negligible is the decayed usage (core-equivalents) below which an idle user is dropped from status.
-const negligible = 0.0005
 
 // retryInterval is the wait after a failed accounting or while there is no root Queue.
 const retryInterval = 10 * time.Second
@@ -104,7 +94,7 @@ func (a *Accountant) Account(ctx context.Context) (time.Duration, error) {
 		byName[queues.Items[i].Name] = &queues.Items[i]
 	}
 	for _, n := range tree.Nodes() {
-		decay(tree.Policy.HalfLife, n, &byName[n.Name].Status, now)
+		n.DecayFrom(&byName[n.Name].Status, now, tree.Policy.HalfLife)
 	}
 	tree.Divide(in.capacity)
 	ranking := tree.Rank()
@@ -234,69 +224,12 @@ func addTo(a, b corev1.ResourceList, sign int) {
 	}
 }
 
-// decay sets n's and its users' decayed usage from the previous status, as U ← β·U + (1−β)·u over the time
-// since the status was written. A queue never accounted starts from zero.
-func decay(halfLife time.Duration, n *fairshare.Node, prev *kubehtcv1alpha1.QueueStatus, now time.Time) {
-	var dt time.Duration
-	var prevD float64
-	prevUsers := map[string]float64{}
-	if prev.LastAccountingTime != nil {
-		dt = now.Sub(prev.LastAccountingTime.Time)
-		if prev.DecayedUsage != nil {
-			prevD = prev.DecayedUsage.AsApproximateFloat64()
-		}
-		for _, u := range prev.Users {
-			prevUsers[u.Name] = u.DecayedUsage.AsApproximateFloat64()
-		}
-	}
-	n.Decayed = fairshare.Decay(prevD, n.Usage, dt, halfLife)
-	if !n.IsLeaf() {
-		return
-	}
-	for name := range prevUsers {
-		if n.Users[name] == nil {
-			n.Users[name] = &fairshare.User{Name: name}
-		}
-	}
-	for name, u := range n.Users {
-		u.Decayed = fairshare.Decay(prevUsers[name], u.Usage, dt, halfLife)
-	}
-}
-
-func milli(v float64) *resource.Quantity {
-	return resource.NewMilliQuantity(int64(v*1000+0.5), resource.DecimalSI)
-}
-
 // fillStatus writes the interval's figures for n into st.
 func fillStatus(st *kubehtcv1alpha1.QueueStatus, n *fairshare.Node, in *inputs, r *fairshare.Ranking, now time.Time) {
+	fairshare.FillStatus(st, n, r, in.runningUser[n.Name], now)
 	st.Usage = in.requests[n.Name]
-	st.UsageCoreEquivalents = milli(n.Usage)
-	st.DecayedUsage = milli(n.Decayed)
-	st.Share = strconv.FormatFloat(n.Share, 'f', 3, 64)
-	st.Target = milli(n.Target)
-	st.Rank = int32(r.QueueRank[n.Name])
 	st.RunningPods = in.running[n.Name]
 	st.PendingPods = in.pending[n.Name]
-	st.LastAccountingTime = &metav1.MicroTime{Time: now}
-	st.Users = nil
-	if !n.IsLeaf() {
-		return
-	}
-	users := make([]*fairshare.User, 0, len(n.Users))
-	for _, u := range n.Users {
-		if u.Decayed >= negligible || in.runningUser[n.Name][u.Name] > 0 {
-			users = append(users, u)
-		}
-	}
-	slices.SortFunc(users, func(a, b *fairshare.User) int {
-		if c := cmp.Compare(b.Decayed, a.Decayed); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Name, b.Name)
-	})
-	for _, u := range users[:min(len(users), MaxUsers)] {
-		st.Users = append(st.Users, kubehtcv1alpha1.UserUsage{Name: u.Name, DecayedUsage: *milli(u.Decayed), RunningPods: in.runningUser[n.Name][u.Name]})
-	}
 }
 
 func updateMetrics(tree *fairshare.Tree, in *inputs) {

@@ -1,14 +1,9 @@
 package fairshare
 
 import (
-	"cmp"
-	"slices"
-	"strconv"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 
@@ -76,9 +71,6 @@ func Release(f informers.SharedInformerFactory) {
 	delete(rankers, any(f))
 }
 
-// negligible is the decayed usage below which an idle user leaves Queue status, as in the quota controller.
-const negligible = 0.0005
-
 // Account does what the quota controller does each accounting interval, at the virtual now: usage of the
 // bound pods, decayed usage D ← β·D(status) + (1−β)·u with β = 0.5^(Δt/halfLife) (quota/fairshare.Decay),
 // targets, shares and ranks, written into every Queue's status. It returns the root policy's accounting
@@ -105,13 +97,13 @@ func (s *Sim) Account() time.Duration {
 	updated := make([]*kubehtcv1alpha1.Queue, 0, len(t.Nodes()))
 	for _, n := range t.Nodes() {
 		q := r.queues[n.Name].DeepCopy()
-		accountDecay(t.Policy.HalfLife, n, &q.Status, now)
+		n.DecayFrom(&q.Status, now, t.Policy.HalfLife)
 		updated = append(updated, q)
 	}
 	// The controller ranks after decaying, on the interval's figures.
 	ranking := t.Rank()
 	for _, q := range updated {
-		fillStatus(&q.Status, t.Node(q.Name), ranking, running, now)
+		fairshare.FillStatus(&q.Status, t.Node(q.Name), ranking, running[q.Name], now)
 	}
 	// Only status changed. setQueue on the root would recount every pod for a policy change (the policy is the
 	// same), so the root's status is written in place; the leaves go through setQueue as informer updates do.
@@ -128,67 +120,4 @@ func (s *Sim) Account() time.Duration {
 		}
 	}
 	return max(interval, time.Second)
-}
-
-// accountDecay sets n's and its users' decayed usage from the previous status as the quota controller does:
-// a queue never accounted starts from zero.
-func accountDecay(halfLife time.Duration, n *fairshare.Node, prev *kubehtcv1alpha1.QueueStatus, now time.Time) {
-	var dt time.Duration
-	prevD := 0.0
-	prevUsers := map[string]float64{}
-	if prev.LastAccountingTime != nil {
-		dt = now.Sub(prev.LastAccountingTime.Time)
-		if prev.DecayedUsage != nil {
-			prevD = prev.DecayedUsage.AsApproximateFloat64()
-		}
-		for _, u := range prev.Users {
-			prevUsers[u.Name] = u.DecayedUsage.AsApproximateFloat64()
-		}
-	}
-	n.Decayed = fairshare.Decay(prevD, n.Usage, dt, halfLife)
-	if !n.IsLeaf() {
-		return
-	}
-	for name := range prevUsers {
-		if n.Users[name] == nil {
-			n.Users[name] = &fairshare.User{Name: name}
-		}
-	}
-	for name, u := range n.Users {
-		u.Decayed = fairshare.Decay(prevUsers[name], u.Usage, dt, halfLife)
-	}
-}
-
-// maxStatusUsers is how many users a leaf's status keeps (the CRD's bound, as in the quota controller).
-const maxStatusUsers = 100
-
-// fillStatus writes the interval's figures for n into st.
-func fillStatus(st *kubehtcv1alpha1.QueueStatus, n *fairshare.Node, r *fairshare.Ranking, running map[string]map[string]int32,
-	now time.Time) {
-	st.UsageCoreEquivalents = milli(n.Usage)
-	st.DecayedUsage = milli(n.Decayed)
-	st.Share = strconv.FormatFloat(n.Share, 'f', 3, 64)
-	st.Target = milli(n.Target)
-	st.Rank = int32(r.QueueRank[n.Name])
-	st.LastAccountingTime = &metav1.MicroTime{Time: now}
-	st.Users = nil
-	if !n.IsLeaf() {
-		return
-	}
-	users := make([]*fairshare.User, 0, len(n.Users))
-	for _, u := range n.Users {
-		if u.Decayed >= negligible || running[n.Name][u.Name] > 0 {
-			users = append(users, u)
-		}
-	}
-	slices.SortFunc(users, func(a, b *fairshare.User) int {
-		return cmp.Or(cmp.Compare(b.Decayed, a.Decayed), cmp.Compare(a.Name, b.Name))
-	})
-	for _, u := range users[:min(len(users), maxStatusUsers)] {
-		st.Users = append(st.Users, kubehtcv1alpha1.UserUsage{Name: u.Name, DecayedUsage: *milli(u.Decayed), RunningPods: running[n.Name][u.Name]})
-	}
-}
-
-func milli(v float64) *resource.Quantity {
-	return resource.NewMilliQuantity(int64(v*1000+0.5), resource.DecimalSI)
 }
