@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -269,7 +271,73 @@ func RunStats(ctx context.Context, c *localcluster.Cluster, set *workload.Set, o
 	if tm.Gangs > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("%d of %d gangs partly placed (some members bound during the run, not all)", tm.GangsPartlyPlaced, tm.Gangs))
 	}
+	if why := pendingReasons(ctx, cs, set, opts.Profile); why != "" {
+		res.Notes = append(res.Notes, why)
+	}
 	return res, tm, nil
+}
+
+// pendingReasons summarises why the pods still pending at the end were not placed: the scheduler's last
+// PodScheduled message, most frequent first (at most three), so a report says what held the backlog back.
+func pendingReasons(ctx context.Context, cs kubernetes.Interface, set *workload.Set, profile string) string {
+	namespaces := map[string]bool{}
+	for i := range set.Pods {
+		namespaces[set.Pods[i].Queue] = true
+	}
+	counts := map[string]int{}
+	pending, nominated, holding, terminating := 0, 0, 0, 0
+	for ns := range namespaces {
+		l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return fmt.Sprintf("pending pods not listed: %v", err)
+		}
+		for i := range l.Items {
+			p := &l.Items[i]
+			if p.Spec.SchedulerName != profile {
+				continue
+			}
+			if p.DeletionTimestamp != nil {
+				terminating++
+				continue
+			}
+			if p.Spec.NodeName != "" {
+				if p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed {
+					holding++
+				}
+				continue
+			}
+			pending++
+			if p.Status.NominatedNodeName != "" {
+				nominated++
+			}
+			msg := "not tried yet"
+			for _, c := range p.Status.Conditions {
+				if c.Type == v1.PodScheduled && c.Status == v1.ConditionFalse {
+					msg = c.Message
+				}
+			}
+			counts[msg]++
+		}
+	}
+	if pending == 0 {
+		return ""
+	}
+	msgs := make([]string, 0, len(counts))
+	for m := range counts {
+		msgs = append(msgs, m)
+	}
+	sort.Slice(msgs, func(i, j int) bool {
+		if counts[msgs[i]] != counts[msgs[j]] {
+			return counts[msgs[i]] > counts[msgs[j]]
+		}
+		return msgs[i] < msgs[j]
+	})
+	out := fmt.Sprintf("%d pods pending at the end (%d nominated for a node; %d pods on nodes, %d terminating); the scheduler's last reasons:",
+		pending, nominated, holding, terminating)
+	for _, m := range msgs[:min(len(msgs), 3)] {
+		out += fmt.Sprintf(" %d× %q;", counts[m], m)
+	}
+	return strings.TrimSuffix(out, ";")
 }
 
 // createWorkers bounds the pod creates in flight. A create takes 5–25 ms on a busy local cluster; one at a
