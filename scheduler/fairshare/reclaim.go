@@ -42,6 +42,40 @@ type plan struct {
 
 // PostFilter reclaims: see the package doc and fairshare.Tree.CanReclaim.
 func (pl *FairShare) PostFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, m fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
+	res, st := pl.reclaim(ctx, cs, pod, m)
+	if res == nil && !st.IsSuccess() && pl.staleNomination(pod) {
+		// A pod that reclaim cannot help (any more) gives up the node it was nominated for, as DefaultPreemption
+		// does when it finds no victims. A stale nomination keeps the pod's requests reserved on that node
+		// against every pod of equal or lower priority; a pod nominated by an earlier reclaim and now refused
+		// by its queue's cap would otherwise hold freed cores idle while others wait (seen in
+		// `kubehtc sim --mode cluster` replays: half the cluster idle for minutes).
+		klog.FromContext(ctx).V(3).Info("FairShare clears a stale nomination", "pod", klog.KObj(pod), "node", pod.Status.NominatedNodeName)
+		res = &fwk.PostFilterResult{NominatingInfo: &fwk.NominatingInfo{NominatingMode: fwk.ModeOverride}}
+	}
+	return res, st
+}
+
+// staleNomination reports whether pod, a pod of a queue, is nominated for a node where no pod is terminating:
+// the victims of a preemption for it (by reclaim or by priority) are gone, or there were none.
+func (pl *FairShare) staleNomination(pod *v1.Pod) bool {
+	nn := pod.Status.NominatedNodeName
+	if nn == "" || pl.view.LeafOf(pod.Namespace) == "" {
+		return false
+	}
+	ni, err := pl.handle.SnapshotSharedLister().NodeInfos().Get(nn)
+	if err != nil {
+		return true // the node is gone
+	}
+	for _, pi := range ni.GetPods() {
+		if pi.GetPod().DeletionTimestamp != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// reclaim is PostFilter before stale nominations are cleared.
+func (pl *FairShare) reclaim(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, m fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
 	if !*pl.args.Reclaim {
 		return nil, fwk.NewStatus(fwk.Unschedulable, ReasonNoReclaim+": reclaim is off")
 	}

@@ -152,9 +152,9 @@ const (
 //     is not compared: cluster mode's reclaim preempts cms pods for the second gang, fast mode does not
 //     preempt, so it starts one gang where the cluster starts two.
 //
-// In one of ten runs (2026-11-22) the kubehtc profile stalled on the cluster (cpu 0.358, 20 of 86 pods
-// started after 8 were preempted) and this test failed on its shares; that is an open issue of the scheduler
-// (docs/simulations.md, "Open issue: an intermittent kubehtc stall"), not a tolerance to widen.
+// Before FairShare cleared stale nominations, the kubehtc profile stalled on the cluster in some runs (cpu down to
+// 0.358, 20 of 86 pods started) and this test failed; that was a scheduler bug (docs/simulations.md, "Fixed: an
+// intermittent kubehtc stall"), not a tolerance to widen.
 func TestSharesAgree(t *testing.T) {
 	clustertest.Require(t, cluster)
 	ctx := context.Background()
