@@ -96,21 +96,9 @@ func newRanker(h fwk.Handle) (Ranker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fairshare: %w", err)
 	}
-	pol, err := fairshare.PolicyFor(nil)
+	r, err := emptyRanker(time.Now)
 	if err != nil {
 		return nil, err
-	}
-	r := &ranker{
-		now:      time.Now,
-		policy:   pol,
-		queues:   map[string]*kubehtcv1alpha1.Queue{},
-		leafOf:   map[string]string{},
-		pods:     map[types.UID]*podUsage{},
-		assumed:  map[types.UID]*podUsage{},
-		byUser:   map[nsUser]*userSums{},
-		nodes:    map[string]map[v1.ResourceName]float64{},
-		capacity: map[v1.ResourceName]float64{},
-		dirty:    true,
 	}
 	handlers := []struct {
 		inf cache.SharedIndexInformer
@@ -137,6 +125,26 @@ func newRanker(h fwk.Handle) (Ranker, error) {
 		}
 	}
 	return r, nil
+}
+
+// emptyRanker returns a ranker that has seen nothing yet, under the default policy, with clock now.
+func emptyRanker(now func() time.Time) (*ranker, error) {
+	pol, err := fairshare.PolicyFor(nil)
+	if err != nil {
+		return nil, err
+	}
+	return &ranker{
+		now:      now,
+		policy:   pol,
+		queues:   map[string]*kubehtcv1alpha1.Queue{},
+		leafOf:   map[string]string{},
+		pods:     map[types.UID]*podUsage{},
+		assumed:  map[types.UID]*podUsage{},
+		byUser:   map[nsUser]*userSums{},
+		nodes:    map[string]map[v1.ResourceName]float64{},
+		capacity: map[v1.ResourceName]float64{},
+		dirty:    true,
+	}, nil
 }
 
 func (r *ranker) setQueue(obj any, present bool) {

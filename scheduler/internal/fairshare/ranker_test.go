@@ -11,21 +11,15 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
-	"github.com/kubehtc/kubehtc/quota/fairshare"
 )
 
 func testRanker(t *testing.T, now time.Time) *ranker {
 	t.Helper()
-	pol, err := fairshare.PolicyFor(nil)
+	r, err := emptyRanker(func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &ranker{
-		now: func() time.Time { return now }, policy: pol,
-		queues: map[string]*kubehtcv1alpha1.Queue{}, leafOf: map[string]string{},
-		pods: map[types.UID]*podUsage{}, assumed: map[types.UID]*podUsage{}, byUser: map[nsUser]*userSums{},
-		nodes: map[string]map[v1.ResourceName]float64{}, capacity: map[v1.ResourceName]float64{}, dirty: true,
-	}
+	return r
 }
 
 func pod(ns, name, user, node, cpu string) *v1.Pod {

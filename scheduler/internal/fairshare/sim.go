@@ -4,7 +4,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
@@ -20,22 +19,11 @@ type Sim struct {
 
 // NewSim returns an empty view whose clock is now.
 func NewSim(now func() time.Time) (*Sim, error) {
-	pol, err := fairshare.PolicyFor(nil)
+	r, err := emptyRanker(now)
 	if err != nil {
 		return nil, err
 	}
-	return &Sim{r: &ranker{
-		now:      now,
-		policy:   pol,
-		queues:   map[string]*kubehtcv1alpha1.Queue{},
-		leafOf:   map[string]string{},
-		pods:     map[types.UID]*podUsage{},
-		assumed:  map[types.UID]*podUsage{},
-		byUser:   map[nsUser]*userSums{},
-		nodes:    map[string]map[v1.ResourceName]float64{},
-		capacity: map[v1.ResourceName]float64{},
-		dirty:    true,
-	}}, nil
+	return &Sim{r: r}, nil
 }
 
 // View returns the view the plugins see (For returns it once Provide was called).
