@@ -41,6 +41,8 @@ type FairShare struct {
 	handle fwk.Handle
 	args   *config.FairShareArgs
 	view   internal.View
+	// memo keeps reclaim's preemption units between PostFilter calls that see the same cluster.
+	memo unitsMemo
 }
 
 var (

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -114,10 +115,10 @@ func (pl *FairShare) reclaim(ctx context.Context, cs fwk.CycleState, pod *v1.Pod
 	if err != nil {
 		return nil, fwk.AsStatus(err)
 	}
-	units := pl.units(all, tree, s.leaf)
+	set := pl.memo.get(all, tree, pl.units)
 	var best *plan
 	for _, ni := range candidates {
-		p := pl.planNode(ctx, cs, pod, s, ni, tree, units)
+		p := pl.planNode(ctx, cs, pod, s, ni, tree, set.byNode[ni.Node().Name])
 		if p == nil {
 			continue
 		}
@@ -153,9 +154,9 @@ func (pl *FairShare) terminatingInQueues(ni fwk.NodeInfo) bool {
 	return false
 }
 
-// units groups the pods of queues over their targets (other than the preemptor's) into preemption units,
-// most over first, then lowest priority, then most recently started.
-func (pl *FairShare) units(all []fwk.NodeInfo, tree *fairshare.Tree, own string) map[string]*unit {
+// units groups the pods of queues over their targets into preemption units (the preemptor's own queue's
+// among them: planNode skips those).
+func (pl *FairShare) units(all []fwk.NodeInfo, tree *fairshare.Tree) map[string]*unit {
 	units := map[string]*unit{}
 	terminating := map[string]bool{}
 	for _, ni := range all {
@@ -163,13 +164,11 @@ func (pl *FairShare) units(all []fwk.NodeInfo, tree *fairshare.Tree, own string)
 			p := pi.GetPod()
 			leaf := pl.view.LeafOf(p.Namespace)
 			n := tree.Node(leaf)
-			if leaf == "" || leaf == own || n == nil || !n.IsLeaf() || n.Parent == nil {
-				continue // outside fair share (web services), the preemptor's own queue, or unknown
+			if leaf == "" || n == nil || !n.IsLeaf() || n.Parent == nil {
+				continue // outside fair share (web services), or unknown
 			}
-			key, ok := podgroup.Key(p)
-			if !ok {
-				key = "pod/" + string(p.UID)
-			}
+			f := pl.memo.factsLocked(p)
+			key, req := f.key, f.requests
 			if p.DeletionTimestamp != nil {
 				terminating[key] = true
 			}
@@ -178,10 +177,9 @@ func (pl *FairShare) units(all []fwk.NodeInfo, tree *fairshare.Tree, own string)
 				u = &unit{key: key, leaf: leaf, priority: corev1helpers.PodPriority(p), overage: tree.Overage(leaf)}
 				units[key] = u
 			}
-			req := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})
 			c := tree.Policy.Charge(req)
 			u.pods = append(u.pods, p)
-			u.users = append(u.users, fairshare.UserOf(p))
+			u.users = append(u.users, f.user)
 			u.requests = append(u.requests, req)
 			u.charges = append(u.charges, c)
 			u.charge += c
@@ -199,43 +197,22 @@ func (pl *FairShare) units(all []fwk.NodeInfo, tree *fairshare.Tree, own string)
 	return units
 }
 
-// planNode picks victims with a member on ni until the pod fits there, or returns nil. It restores tree.
+// planNode picks victims among here (the units with a member on ni, in reclaim order) until the pod fits
+// there, or returns nil. It restores tree.
 func (pl *FairShare) planNode(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, s *preFilterState, ni fwk.NodeInfo,
-	tree *fairshare.Tree, units map[string]*unit) *plan {
-	onNode := map[types.UID]bool{}
-	var here []*unit
-	seen := map[string]bool{}
-	for _, pi := range ni.GetPods() {
-		p := pi.GetPod()
-		onNode[p.UID] = true
-		key, ok := podgroup.Key(p)
-		if !ok {
-			key = "pod/" + string(p.UID)
-		}
-		if u := units[key]; u != nil && !seen[key] {
-			seen[key] = true
-			here = append(here, u)
-		}
-	}
-	if len(here) == 0 {
+	tree *fairshare.Tree, here []*unit) *plan {
+	// Without a unit reclaim may take at all (other queues', and allowed before any is taken), the node is
+	// no candidate; most nodes are not, and this spares them the copy below.
+	if !slices.ContainsFunc(here, func(u *unit) bool {
+		return u.leaf != s.leaf && int(pl.args.MaxReclaimVictims) >= len(u.pods) && tree.CanReclaim(s.leaf, u.leaf, s.charge, u.charge)
+	}) {
 		return nil
 	}
-	slices.SortFunc(here, func(a, b *unit) int {
-		if c := cmp.Compare(b.overage, a.overage); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.priority, b.priority); c != 0 {
-			return c
-		}
-		if c := b.newest.Compare(a.newest.Time); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.key, b.key)
-	})
+	node := ni.Node().Name
 	logger := klog.FromContext(ctx)
 	state := cs.Clone()
 	info := ni.Snapshot()
-	p := &plan{node: ni.Node().Name}
+	p := &plan{node: node}
 	defer func() {
 		for _, u := range p.victims {
 			for i := range u.pods {
@@ -244,19 +221,19 @@ func (pl *FairShare) planNode(ctx context.Context, cs fwk.CycleState, pod *v1.Po
 		}
 	}()
 	for _, u := range here {
-		if p.pods+len(u.pods) > int(pl.args.MaxReclaimVictims) || !tree.CanReclaim(s.leaf, u.leaf, s.charge, u.charge) {
+		if u.leaf == s.leaf || p.pods+len(u.pods) > int(pl.args.MaxReclaimVictims) || !tree.CanReclaim(s.leaf, u.leaf, s.charge, u.charge) {
 			continue
 		}
 		for i, v := range u.pods {
 			tree.SubtractRequests(u.leaf, u.users[i], u.requests[i], u.charges[i])
-			if !onNode[v.UID] {
+			if v.Spec.NodeName != node {
 				continue
 			}
 			if err := info.RemovePod(logger, v); err != nil {
 				logger.V(4).Info("FairShare reclaim: removing pod from node copy", "pod", klog.KObj(v), "err", err)
 				continue
 			}
-			vi, err := pl.handle.SnapshotSharedLister().NodeInfos().Get(ni.Node().Name)
+			vi, err := pl.handle.SnapshotSharedLister().NodeInfos().Get(node)
 			if err == nil {
 				for _, pi := range vi.GetPods() {
 					if pi.GetPod().UID == v.UID {
@@ -290,4 +267,113 @@ func (pl *FairShare) evict(ctx context.Context, victim, preemptor *v1.Pod, queue
 		return fmt.Errorf("preempting %s/%s: %w", victim.Namespace, victim.Name, err)
 	}
 	return nil
+}
+
+// unitSet is reclaim's preemption units and, per node, those with a member there in reclaim order: the most
+// over their target first, then the lowest priority, then the most recently started.
+type unitSet struct {
+	units  map[string]*unit
+	byNode map[string][]*unit
+}
+
+func newUnitSet(units map[string]*unit) *unitSet {
+	set := &unitSet{units: units, byNode: map[string][]*unit{}}
+	for _, u := range units {
+		seen := map[string]bool{}
+		for _, p := range u.pods {
+			if n := p.Spec.NodeName; !seen[n] {
+				seen[n] = true
+				set.byNode[n] = append(set.byNode[n], u)
+			}
+		}
+	}
+	for _, here := range set.byNode {
+		slices.SortFunc(here, func(a, b *unit) int {
+			if c := cmp.Compare(b.overage, a.overage); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(a.priority, b.priority); c != 0 {
+				return c
+			}
+			if c := b.newest.Compare(a.newest.Time); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.key, b.key)
+		})
+	}
+	return set
+}
+
+// unitsMemo keeps the preemption units of the last reclaim while the cluster is the same: no pod added,
+// removed or updated on any node (NodeInfo generations), and the same usage and targets in the queue tree.
+// Every pending pod of a queue below its target runs reclaim after failing Filter, and all of them see the
+// same cluster until something binds or ends; without the memo each one grouped every running pod again
+// (`kubehtc sim` fast mode on site-day: 80 % of the CPU, in PodRequests).
+type unitsMemo struct {
+	mu   sync.Mutex
+	key  memoKey
+	tree []float64
+	set  *unitSet
+	// facts are what units needs of each pod, kept while the pod object is the same (PodRequests was the
+	// bulk of a rebuild); stamp marks those seen by the latest build, the others are dropped after it.
+	facts map[types.UID]*podFacts
+	stamp uint64
+}
+
+type podFacts struct {
+	pod       *v1.Pod
+	key, user string
+	requests  v1.ResourceList
+	stamp     uint64
+}
+
+// factsLocked returns p's facts; get's caller (a build) holds mu.
+func (m *unitsMemo) factsLocked(p *v1.Pod) *podFacts {
+	f := m.facts[p.UID]
+	if f == nil || f.pod != p {
+		key, ok := podgroup.Key(p)
+		if !ok {
+			key = "pod/" + string(p.UID)
+		}
+		f = &podFacts{pod: p, key: key, user: fairshare.UserOf(p), requests: resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})}
+		if m.facts == nil {
+			m.facts = map[types.UID]*podFacts{}
+		}
+		m.facts[p.UID] = f
+	}
+	f.stamp = m.stamp
+	return f
+}
+
+type memoKey struct {
+	nodes          int
+	genSum, genMax int64
+}
+
+// get returns the memoized units for all and tree, or computes them with build.
+func (m *unitsMemo) get(all []fwk.NodeInfo, tree *fairshare.Tree, build func([]fwk.NodeInfo, *fairshare.Tree) map[string]*unit) *unitSet {
+	key := memoKey{nodes: len(all)}
+	for _, ni := range all {
+		g := ni.GetGeneration()
+		key.genSum += g
+		key.genMax = max(key.genMax, g)
+	}
+	nodes := tree.Nodes()
+	state := make([]float64, 0, 2*len(nodes))
+	for _, n := range nodes {
+		state = append(state, n.Usage, n.Target)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.set != nil && key == m.key && slices.Equal(state, m.tree) {
+		return m.set
+	}
+	m.stamp++
+	m.key, m.tree, m.set = key, state, newUnitSet(build(all, tree))
+	for uid, f := range m.facts {
+		if f.stamp != m.stamp {
+			delete(m.facts, uid)
+		}
+	}
+	return m.set
 }
