@@ -19,24 +19,43 @@
 // A pod whose Permit says Wait (a gang member before its quorum) stays assumed, holding its node, among the
 // framework's waiting pods; when a later pod's Permit allows it, that later attempt binds it too. Flush
 // rejects the pods still waiting (their gang could not complete), which unreserves them as a Permit timeout
-// would. PreEnqueue gates submitted pods (a gang is held until minMember pods exist). Not modelled: PostFilter
-// (preemption, reclaim), PreBind/Bind plugins, nominated pods, and Permit timeouts within one pass (waits end at
-// Flush).
+// would. PreEnqueue gates submitted pods (a gang is held until minMember pods exist).
+//
+// When no node passes Filter, the profile's PostFilter plugins run as in kube-scheduler (DefaultPreemption with
+// synchronous preemption, FairShare reclaim, Gang's release). The framework's client stands for the API
+// server: the pods a plugin deletes are recorded and, once PostFilter returns, taken off the in-memory
+// cluster (OnEvict tells the caller), and the preemptor's cycle is run again at once. So the preemptor, not
+// another pod, gets the room its victims left, which is what the nomination of its node ensures in
+// kube-scheduler; nominated pods are therefore not kept. Victims leave at once: graceful termination takes no
+// time. Not modelled: PreBind/Bind plugins, Permit timeouts within one pass (waits end at Flush), and a pod
+// waiting at Permit that DefaultPreemption preempts in memory keeps its node until Flush. DefaultPreemption
+// picks candidate nodes from a random offset (math/rand), so replays that preempt by priority are not
+// bit-identical; scenarios without priorities never run it (see runPostFilter).
 package simframework
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/apis/config"
@@ -44,6 +63,8 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/backend/cache"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins"
+	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/defaultpreemption"
+	plfeature "k8s.io/kubernetes/pkg/scheduler/framework/plugins/feature"
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/queuesort"
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 	schedmetrics "k8s.io/kubernetes/pkg/scheduler/metrics"
@@ -85,6 +106,17 @@ type Scheduler struct {
 	factory   informers.SharedInformerFactory
 	// waiting are the assumed pods waiting at Permit, in the order they began to wait.
 	waiting []*v1.Pod
+	// postFilter are the profile's PostFilter plugins in order; minPriority is the lowest priority of the pods
+	// submitted so far (DefaultPreemption is skipped for pods that no pod has a lower priority than).
+	postFilter  []fwk.PostFilterPlugin
+	minPriority int32
+	// pods is the pod informer's store, kept as the API server would have it (DefaultPreemption reads the
+	// preemptor from it); deleted are the pods deleted through the client since the last PostFilter (the
+	// victims), and onEvict learns of each victim once it is gone.
+	pods    toolscache.Indexer
+	mu      sync.Mutex
+	deleted []types.NamespacedName
+	onEvict func(*v1.Pod)
 }
 
 // Profiles returns the scheduler names of the profiles in scheduler.Config.
@@ -132,13 +164,14 @@ func New(ctx context.Context, profile string, seed uint64) (*Scheduler, error) {
 	schedmetrics.Register()
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Scheduler{
-		cache:    cache.New(ctx, nil, false, false),
-		snapshot: cache.NewEmptySnapshot(),
-		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		logger:   klog.FromContext(ctx),
-		cancel:   cancel,
-		now:      Epoch,
-		groups:   podgroup.NewSimStore(),
+		cache:       cache.New(ctx, nil, false, false),
+		snapshot:    cache.NewEmptySnapshot(),
+		rng:         rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		logger:      klog.FromContext(ctx),
+		cancel:      cancel,
+		now:         Epoch,
+		groups:      podgroup.NewSimStore(),
+		minPriority: math.MaxInt32,
 	}
 	clock := func() time.Time { return s.now }
 	s.groups.SetClock(clock)
@@ -163,20 +196,41 @@ func New(ctx context.Context, profile string, seed uint64) (*Scheduler, error) {
 		cancel()
 		return nil, fmt.Errorf("merging plugin registries: %w", err)
 	}
+	// Preemption is synchronous here: victims are deleted before PostFilter returns, not by a goroutine later,
+	// so that the replay stays in virtual time.
+	fts := plfeature.NewSchedulerFeaturesFromGates(utilfeature.DefaultFeatureGate)
+	fts.EnableAsyncPreemption = false
+	registry[defaultpreemption.Name] = frameworkruntime.FactoryAdapter(fts, defaultpreemption.New)
+	built := map[string]fwk.Plugin{}
 	for name, factory := range registry {
 		registry[name] = func(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
 			p, err := factory(ctx, obj, h)
 			if err != nil {
 				failed[name] = err
+			} else {
+				built[name] = p
 			}
 			return p, err
 		}
 	}
+	// The client stands for the API server where plugins write: deletions (preemption victims) are recorded
+	// and carried out on the in-memory cluster after PostFilter; status patches (nominations, disruption
+	// conditions) are accepted and dropped.
 	client := fake.NewClientset()
+	client.PrependReactor("delete", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.deleted = append(s.deleted, types.NamespacedName{Namespace: a.GetNamespace(), Name: a.(clienttesting.DeleteAction).GetName()})
+		return true, nil, nil
+	})
+	client.PrependReactor("patch", "pods", func(clienttesting.Action) (bool, runtime.Object, error) {
+		return true, &v1.Pod{}, nil
+	})
 	// Each failed plugin is disabled and the framework rebuilt; the bound stops a plugin that fails for a
 	// reason unrelated to its constructor from looping forever.
 	for attempt := 0; ; attempt++ {
 		clear(failed)
+		clear(built)
 		// A fresh informer factory per attempt: plugins register indexers on it, which cannot be added twice.
 		// The kubehtc plugins' sources are provided for it before they look them up.
 		factory := informers.NewSharedInformerFactory(client, 0)
@@ -186,8 +240,12 @@ func New(ctx context.Context, profile string, seed uint64) (*Scheduler, error) {
 			frameworkruntime.WithClientSet(client),
 			frameworkruntime.WithInformerFactory(factory),
 			frameworkruntime.WithSnapshotSharedLister(s.snapshot),
+			frameworkruntime.WithMutableSnapshotLister(s.snapshot),
+			frameworkruntime.WithPodNominator(nominator{}),
+			frameworkruntime.WithEventRecorder(&events.FakeRecorder{}),
 			frameworkruntime.WithPodActivator(activator{}),
 			frameworkruntime.WithWaitingPods(frameworkruntime.NewWaitingPodsMap()),
+			frameworkruntime.WithPodsInPreBind(frameworkruntime.NewPodsInPreBindMap()),
 			frameworkruntime.WithParallelism(1),
 		)
 		if err == nil {
@@ -206,6 +264,12 @@ func New(ctx context.Context, profile string, seed uint64) (*Scheduler, error) {
 		}
 	}
 	sort.Slice(s.disabled, func(i, j int) bool { return s.disabled[i].Name < s.disabled[j].Name })
+	for _, pl := range s.fw.ListPlugins().PostFilter.Enabled {
+		if p, ok := built[pl.Name].(fwk.PostFilterPlugin); ok {
+			s.postFilter = append(s.postFilter, p)
+		}
+	}
+	s.pods = s.factory.Core().V1().Pods().Informer().GetIndexer()
 	if prof.PercentageOfNodesToScore != nil {
 		s.percentage = *prof.PercentageOfNodesToScore
 	} else if cfg.PercentageOfNodesToScore != nil {
@@ -304,8 +368,21 @@ func (s *Scheduler) Submit(ctx context.Context, pod *v1.Pod) error {
 		return fmt.Errorf("submitting pod %s: %w", pod.Name, err)
 	}
 	s.fairShare.SetPod(pod)
+	s.setPod(pod)
+	s.minPriority = min(s.minPriority, corev1helpers.PodPriority(pod))
 	return s.PreEnqueue(ctx, pod)
 }
+
+// setPod keeps pod in the pod informer's store.
+func (s *Scheduler) setPod(pod *v1.Pod) {
+	if err := s.pods.Update(pod); err != nil {
+		s.logger.Error(err, "Keeping a pod in the informer store", "pod", klog.KObj(pod))
+	}
+}
+
+// OnEvict sets fn to be told of every pod a PostFilter plugin deleted (a preemption victim), after it is gone
+// from the cluster: a running pod as bound (the copy Schedule returned), a pod waiting at Permit as submitted.
+func (s *Scheduler) OnEvict(fn func(pod *v1.Pod)) { s.onEvict = fn }
 
 // PreEnqueue runs the profile's PreEnqueue plugins on a submitted pod, e.g. again after another member of its
 // gang arrived; it returns an error wrapping ErrGated if one of them keeps the pod out of the queue.
@@ -350,67 +427,222 @@ func unschedulable(msg string, plugins ...string) error {
 
 // Schedule runs a scheduling cycle for pod and returns the pods it bound in the cache: pod itself (the bound
 // copy to pass to Remove when it finishes), after the pods waiting at Permit that pod's Permit allowed (the
-// rest of its gang). It returns an error wrapping ErrUnschedulable when no node fits or Reserve or Permit
+// rest of its gang). When no node passes PreFilter and Filter, the PostFilter plugins run as in kube-scheduler;
+// if one of them preempts, its victims are deleted at once (OnEvict is told) and the cycle is run again, once,
+// without PostFilter. It returns an error wrapping ErrUnschedulable when no node fits or Reserve or Permit
 // reject, and one wrapping ErrWaiting when the pod waits at Permit.
 func (s *Scheduler) Schedule(ctx context.Context, pod *v1.Pod) ([]*v1.Pod, error) {
+	return s.attempt(ctx, pod, true)
+}
+
+// ScheduleUnfit is Schedule for a pod the caller knows fits no node's free resources (it keeps that account):
+// Filter is not run, every node counts as rejected by NodeResourcesFit (Unschedulable, which preemption may
+// resolve), and PostFilter runs. The outcome is Schedule's (a PostFilter plugin still checks every node it
+// considers with the filters), at a fraction of its cost when nothing can be preempted.
+func (s *Scheduler) ScheduleUnfit(ctx context.Context, pod *v1.Pod) ([]*v1.Pod, error) {
+	return s.attempt(ctx, pod, false)
+}
+
+func (s *Scheduler) attempt(ctx context.Context, pod *v1.Pod, filter bool) ([]*v1.Pod, error) {
+	out, fail, err := s.cycle(ctx, pod, filter)
+	if fail == nil {
+		return out, err
+	}
+	preempted, err := s.runPostFilter(ctx, pod, fail)
+	if err != nil {
+		return nil, err
+	}
+	if !preempted {
+		return nil, fail.err
+	}
+	out, fail, err = s.cycle(ctx, pod, true)
+	if fail != nil {
+		return nil, fail.err
+	}
+	return out, err
+}
+
+// failure is a cycle that found no node: what PostFilter gets.
+type failure struct {
+	state    *framework.CycleState
+	statuses *framework.NodeToStatus
+	err      error
+}
+
+// cycle is one scheduling cycle up to binding; a *failure says no node passed PreFilter and Filter (without
+// filter, Filter is assumed to reject every node for lack of resources).
+func (s *Scheduler) cycle(ctx context.Context, pod *v1.Pod, filter bool) ([]*v1.Pod, *failure, error) {
 	if err := s.cache.UpdateSnapshot(s.logger, s.snapshot); err != nil {
-		return nil, fmt.Errorf("updating the snapshot: %w", err)
+		return nil, nil, fmt.Errorf("updating the snapshot: %w", err)
 	}
 	state := framework.NewCycleState()
 	pre, st, _ := s.fw.RunPreFilterPlugins(ctx, state, pod)
 	if !st.IsSuccess() {
 		if st.IsRejected() {
-			return nil, unschedulable(st.Message(), st.Plugin())
+			// As kube-scheduler: every node has the PreFilter's status.
+			return nil, &failure{state: state, statuses: framework.NewNodeToStatus(map[string]*fwk.Status{}, st),
+				err: unschedulable(st.Message(), st.Plugin())}, nil
 		}
-		return nil, fmt.Errorf("prefilter: %w", st.AsError())
+		return nil, nil, fmt.Errorf("prefilter: %w", st.AsError())
 	}
-	best, err := s.selectHost(ctx, state, pod, pre)
+	if !filter {
+		st := fwk.NewStatus(fwk.Unschedulable, "Insufficient resources").WithPlugin(noderesourcesFit)
+		return nil, &failure{state: state, statuses: framework.NewNodeToStatus(map[string]*fwk.Status{}, st),
+			err: unschedulable("no node has the free resources", noderesourcesFit)}, nil
+	}
+	best, statuses, err := s.selectHost(ctx, state, pod, pre)
+	if statuses != nil {
+		return nil, &failure{state: state, statuses: statuses, err: err}, nil
+	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	assumed := pod.DeepCopy()
 	assumed.Spec.NodeName = best
 	if err := s.cache.AssumePod(s.logger, assumed); err != nil {
-		return nil, fmt.Errorf("assuming: %w", err)
+		return nil, nil, fmt.Errorf("assuming: %w", err)
 	}
 	if st := s.fw.RunReservePluginsReserve(ctx, state, assumed, best); !st.IsSuccess() {
 		s.unreserve(ctx, state, assumed)
 		if st.IsRejected() {
-			return nil, unschedulable("reserve: "+st.Message(), st.Plugin())
+			return nil, nil, unschedulable("reserve: "+st.Message(), st.Plugin())
 		}
-		return nil, fmt.Errorf("reserve: %w", st.AsError())
+		return nil, nil, fmt.Errorf("reserve: %w", st.AsError())
 	}
 	waits, st := s.fw.RunPermitPlugins(ctx, state, assumed, best)
 	switch {
 	case st.IsWait():
 		s.fw.AddWaitingPod(assumed, waits)
 		s.waiting = append(s.waiting, assumed)
-		return nil, fmt.Errorf("%w: %s", ErrWaiting, st.Message())
+		return nil, nil, fmt.Errorf("%w: %s", ErrWaiting, st.Message())
 	case st.IsRejected():
 		s.unreserve(ctx, state, assumed)
-		return nil, unschedulable("permit: "+st.Message(), st.Plugin())
+		return nil, nil, unschedulable("permit: "+st.Message(), st.Plugin())
 	case !st.IsSuccess():
 		s.unreserve(ctx, state, assumed)
-		return nil, fmt.Errorf("permit: %w", st.AsError())
+		return nil, nil, fmt.Errorf("permit: %w", st.AsError())
 	}
 	out, err := s.allowed(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	bound, err := s.bind(assumed)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return append(out, bound), nil
+	return append(out, bound), nil, nil
 }
+
+// MayPreempt reports whether a PostFilter plugin would run for pod after a failed cycle: the profile has one
+// other than DefaultPreemption, or some submitted pod has a lower priority than pod (see runPostFilter).
+func (s *Scheduler) MayPreempt(pod *v1.Pod) bool {
+	for _, pl := range s.postFilter {
+		if pl.Name() != defaultpreemption.Name || corev1helpers.PodPriority(pod) > s.minPriority {
+			return true
+		}
+	}
+	return false
+}
+
+// noderesourcesFit is the in-tree filter of requests against free resources.
+const noderesourcesFit = "NodeResourcesFit"
+
+// runPostFilter runs the profile's PostFilter plugins after a failed cycle, as
+// framework.RunPostFilterPlugins does (in order, until one succeeds or says UnschedulableAndUnresolvable),
+// with one shortcut: DefaultPreemption, which only ever preempts pods of lower priority than the preemptor,
+// is skipped when no submitted pod has one. Then the pods the plugins deleted are taken off the cluster. It
+// reports whether a plugin succeeded (found room by preemption).
+func (s *Scheduler) runPostFilter(ctx context.Context, pod *v1.Pod, f *failure) (bool, error) {
+	if len(s.postFilter) == 0 || f.state.ShouldSkipAllPostFilterPlugins() {
+		return false, nil
+	}
+	// DefaultPreemption reads the preemptor from the pod informer; a pod scheduled without Submit is added.
+	if _, ok, _ := s.pods.Get(pod); !ok {
+		s.setPod(pod)
+	}
+	succeeded := false
+	for _, pl := range s.postFilter {
+		if pl.Name() == defaultpreemption.Name && corev1helpers.PodPriority(pod) <= s.minPriority {
+			continue
+		}
+		_, st := pl.PostFilter(ctx, f.state, pod, f.statuses)
+		if st.IsSuccess() {
+			succeeded = true
+			break
+		}
+		if st.Code() == fwk.UnschedulableAndUnresolvable {
+			break
+		}
+		if !st.IsRejected() {
+			return false, fmt.Errorf("postfilter %s: %w", pl.Name(), st.AsError())
+		}
+	}
+	s.mu.Lock()
+	deleted := s.deleted
+	s.deleted = nil
+	s.mu.Unlock()
+	for _, key := range deleted {
+		if err := s.evict(ctx, key); err != nil {
+			return false, err
+		}
+	}
+	return succeeded, nil
+}
+
+// evict carries out the deletion of a victim: a running pod leaves its node, a pod waiting at Permit is
+// rejected and unreserved; either way it is gone, and OnEvict is told.
+func (s *Scheduler) evict(ctx context.Context, key types.NamespacedName) error {
+	obj, ok, err := s.pods.GetByKey(key.String())
+	if err != nil || !ok {
+		return err // deleted twice
+	}
+	pod := obj.(*v1.Pod)
+	if i := slices.IndexFunc(s.waiting, func(p *v1.Pod) bool { return p.UID == pod.UID }); i >= 0 {
+		w := s.waiting[i]
+		s.waiting = slices.Delete(s.waiting, i, i+1)
+		if wp := s.fw.GetWaitingPod(w.UID); wp != nil {
+			wp.Reject("simframework", "deleted by a preemption")
+		}
+		if b, err := s.resolve(ctx, w); err != nil || b != nil {
+			return fmt.Errorf("evicting waiting pod %s: bound %v, %v", w.Name, b != nil, err)
+		}
+		s.fairShare.DeletePod(pod)
+		if err := s.groups.DeletePod(pod); err != nil {
+			return fmt.Errorf("evicting %s: %w", pod.Name, err)
+		}
+		if err := s.pods.Delete(pod); err != nil {
+			return fmt.Errorf("evicting %s: %w", pod.Name, err)
+		}
+	} else if pod.Spec.NodeName != "" {
+		if err := s.Remove(pod); err != nil {
+			return fmt.Errorf("evicting %s: %w", pod.Name, err)
+		}
+	} else {
+		return fmt.Errorf("a PostFilter plugin deleted pod %s, which is neither running nor waiting at Permit", key)
+	}
+	if s.onEvict != nil {
+		s.onEvict(pod)
+	}
+	return nil
+}
+
+// nominator stands for the scheduling queue's record of nominated pods. A simulation has none: a preemptor is
+// retried as soon as its victims are gone, before any other pod, so nothing else can take its place.
+type nominator struct{}
+
+func (nominator) AddNominatedPod(klog.Logger, fwk.PodInfo, *fwk.NominatingInfo) {}
+func (nominator) DeleteNominatedPodIfExists(*v1.Pod)                            {}
+func (nominator) UpdateNominatedPod(klog.Logger, *v1.Pod, fwk.PodInfo)          {}
+func (nominator) NominatedPodsForNode(string) []fwk.PodInfo                     { return nil }
 
 // selectHost runs Filter over the nodes (from nextStart, until enough are feasible), then PreScore and Score,
 // and returns the best node.
-func (s *Scheduler) selectHost(ctx context.Context, state *framework.CycleState, pod *v1.Pod, pre *fwk.PreFilterResult) (string, error) {
+func (s *Scheduler) selectHost(ctx context.Context, state *framework.CycleState, pod *v1.Pod, pre *fwk.PreFilterResult) (string, *framework.NodeToStatus, error) {
 	all, err := s.snapshot.NodeInfos().List()
 	if err != nil {
-		return "", fmt.Errorf("listing nodes: %w", err)
+		return "", nil, fmt.Errorf("listing nodes: %w", err)
 	}
+	statuses := framework.NewDefaultNodeToStatus()
 	want := s.numFeasibleNodesToFind(int32(len(all)))
 	feasible := make([]fwk.NodeInfo, 0, want)
 	reasons := map[string]int{}
@@ -430,8 +662,9 @@ func (s *Scheduler) selectHost(ctx context.Context, state *framework.CycleState,
 			continue
 		}
 		if !st.IsRejected() {
-			return "", fmt.Errorf("filter: %w", st.AsError())
+			return "", nil, fmt.Errorf("filter: %w", st.AsError())
 		}
+		statuses.Set(ni.Node().Name, st)
 		reasons[st.Plugin()]++
 	}
 	if len(all) > 0 {
@@ -442,19 +675,19 @@ func (s *Scheduler) selectHost(ctx context.Context, state *framework.CycleState,
 		for p := range reasons {
 			plugins = append(plugins, p)
 		}
-		return "", unschedulable(fmt.Sprintf("0/%d nodes fit (%s)", len(all), summarize(reasons)), plugins...)
+		return "", statuses, unschedulable(fmt.Sprintf("0/%d nodes fit (%s)", len(all), summarize(reasons)), plugins...)
 	}
 	if len(feasible) == 1 {
-		return feasible[0].Node().Name, nil
+		return feasible[0].Node().Name, nil, nil
 	}
 	if st := s.fw.RunPreScorePlugins(ctx, state, pod, feasible); !st.IsSuccess() && !st.IsSkip() {
-		return "", fmt.Errorf("prescore: %w", st.AsError())
+		return "", nil, fmt.Errorf("prescore: %w", st.AsError())
 	}
 	scores, st := s.fw.RunScorePlugins(ctx, state, pod, feasible)
 	if !st.IsSuccess() {
-		return "", fmt.Errorf("score: %w", st.AsError())
+		return "", nil, fmt.Errorf("score: %w", st.AsError())
 	}
-	return s.pick(scores), nil
+	return s.pick(scores), nil, nil
 }
 
 // bind turns an assumed pod into a bound, running one, as the API server's binding and the informer's update
@@ -465,6 +698,8 @@ func (s *Scheduler) bind(assumed *v1.Pod) (*v1.Pod, error) {
 	}
 	bound := assumed.DeepCopy()
 	bound.Status.Phase = v1.PodRunning
+	start := metav1.NewTime(s.now)
+	bound.Status.StartTime = &start
 	if err := s.cache.AddPod(s.logger, bound); err != nil {
 		return nil, fmt.Errorf("binding %s: %w", bound.Name, err)
 	}
@@ -472,6 +707,7 @@ func (s *Scheduler) bind(assumed *v1.Pod) (*v1.Pod, error) {
 	if err := s.groups.SetPod(bound); err != nil {
 		return nil, fmt.Errorf("binding %s: %w", bound.Name, err)
 	}
+	s.setPod(bound)
 	return bound, nil
 }
 
@@ -590,6 +826,9 @@ func (s *Scheduler) Remove(pod *v1.Pod) error {
 	}
 	s.fairShare.DeletePod(pod)
 	if err := s.groups.DeletePod(pod); err != nil {
+		return fmt.Errorf("removing pod %s: %w", pod.Name, err)
+	}
+	if err := s.pods.Delete(pod); err != nil {
 		return fmt.Errorf("removing pod %s: %w", pod.Name, err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/internal/localcluster"
 	"github.com/kubehtc/kubehtc/scheduler/internal/podgroup"
 )
@@ -171,5 +173,132 @@ func TestGangWaitsAtPermit(t *testing.T) {
 		if _, err := s.Schedule(ctx, pod(fmt.Sprintf("big-%d", i), "kubehtc", "4")); err != nil {
 			t.Errorf("4-core pod %d after the gang was released: %v", i, err)
 		}
+	}
+}
+
+// fairShareScheduler is a Scheduler of profile on one 8-core node with Queues a and b (weights 50/50)
+// whose namespaces are labelled, and the pods it evicts.
+func fairShareScheduler(t *testing.T, profile string) (*Scheduler, *[]string) {
+	t.Helper()
+	s, err := New(context.Background(), profile, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	// 8 cores and 16 GiB: the node is 8 core-equivalents (memory counts 4 GiB per core-equivalent by default).
+	for _, n := range localcluster.UniformNodePools(1, "8", "16Gi").Nodes() {
+		s.AddNode(n)
+	}
+	s.AddQueue(&kubehtcv1alpha1.Queue{ObjectMeta: metav1.ObjectMeta{Name: kubehtcv1alpha1.RootQueueName}})
+	for _, q := range []string{"a", "b"} {
+		s.AddQueue(&kubehtcv1alpha1.Queue{ObjectMeta: metav1.ObjectMeta{Name: q},
+			Spec: kubehtcv1alpha1.QueueSpec{Parent: kubehtcv1alpha1.RootQueueName, Weight: 50}})
+		s.AddNamespace(&v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: q, Labels: map[string]string{kubehtcv1alpha1.QueueLabel: q}}})
+	}
+	var evicted []string
+	s.OnEvict(func(p *v1.Pod) { evicted = append(evicted, p.Namespace+"/"+p.Name) })
+	return s, &evicted
+}
+
+func queuePod(queue, name, profile, cpu string) *v1.Pod {
+	p := pod(name, profile, cpu)
+	p.Namespace, p.UID = queue, types.UID(queue+"/"+name)
+	return p
+}
+
+// TestReclaim: queue a fills the node; a pod of b (50/50, no usage) then fails Filter, and on the kubehtc
+// profile FairShare's PostFilter reclaims: one pod of a is deleted (OnEvict is told, the pod is off the node)
+// and b's pod is bound in the same call. The default profile has no reclaim: b's pod stays unschedulable.
+func TestReclaim(t *testing.T) {
+	for _, tc := range []struct {
+		profile string
+		reclaim bool
+	}{{"kubehtc", true}, {"default-scheduler", false}} {
+		t.Run(tc.profile, func(t *testing.T) {
+			ctx := context.Background()
+			s, evicted := fairShareScheduler(t, tc.profile)
+			var running []*v1.Pod
+			for i := range 8 {
+				p := queuePod("a", fmt.Sprintf("a-%d", i), tc.profile, "1")
+				if err := s.Submit(ctx, p); err != nil {
+					t.Fatal(err)
+				}
+				b, err := s.Schedule(ctx, p)
+				if err != nil {
+					t.Fatalf("a-%d: %v", i, err)
+				}
+				running = append(running, b...)
+			}
+			s.SetNow(Epoch.Add(time.Minute))
+			s.Account()
+			p := queuePod("b", "b-0", tc.profile, "1")
+			if err := s.Submit(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			bound, err := s.Schedule(ctx, p)
+			if !tc.reclaim {
+				if !errors.Is(err, ErrUnschedulable) || len(*evicted) != 0 {
+					t.Fatalf("b-0 without reclaim: bound %d, err %v, evicted %v; want unschedulable, nothing evicted", len(bound), err, *evicted)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("b-0 with reclaim: %v", err)
+			}
+			if len(bound) != 1 || bound[0].Name != "b-0" {
+				t.Fatalf("bound %v, want b-0", bound)
+			}
+			if len(*evicted) != 1 || (*evicted)[0][:2] != "a/" {
+				t.Fatalf("evicted %v, want one pod of queue a", *evicted)
+			}
+			// The victim is gone: removing it again fails, and a ninth 1-core pod does not fit.
+			for _, r := range running {
+				if r.Namespace+"/"+r.Name == (*evicted)[0] {
+					if err := s.Remove(r); err == nil {
+						t.Errorf("removing the victim %s again succeeded; it should be gone", r.Name)
+					}
+				}
+			}
+			s.SetNow(Epoch.Add(2 * time.Minute))
+			s.Account()
+			if _, err := s.Schedule(ctx, queuePod("a", "a-8", tc.profile, "1")); !errors.Is(err, ErrUnschedulable) {
+				t.Errorf("a-8 on the full node: err = %v, want ErrUnschedulable (a is at or above its target: no reclaim for it)", err)
+			}
+			if len(*evicted) != 1 {
+				t.Errorf("evicted %v after a-8, want only the first victim", *evicted)
+			}
+		})
+	}
+}
+
+// TestDefaultPreemption: on the default profile, a pod of higher priority preempts one of lower priority
+// through the in-tree DefaultPreemption plugin, and is bound in the same call.
+func TestDefaultPreemption(t *testing.T) {
+	ctx := context.Background()
+	s, evicted := fairShareScheduler(t, "default-scheduler")
+	for i := range 8 {
+		p := pod(fmt.Sprintf("low-%d", i), "default-scheduler", "1")
+		if err := s.Submit(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Schedule(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	high := pod("high", "default-scheduler", "2")
+	prio := int32(1000)
+	high.Spec.Priority = &prio
+	if err := s.Submit(ctx, high); err != nil {
+		t.Fatal(err)
+	}
+	bound, err := s.Schedule(ctx, high)
+	if err != nil {
+		t.Fatalf("high: %v", err)
+	}
+	if len(bound) != 1 || bound[0].Name != "high" {
+		t.Fatalf("bound %v, want high", bound)
+	}
+	if len(*evicted) != 2 {
+		t.Errorf("evicted %v, want two 1-core pods for a 2-core pod", *evicted)
 	}
 }
