@@ -204,7 +204,7 @@ func RunStats(ctx context.Context, c *localcluster.Cluster, set *workload.Set, o
 		if _, ok := bound[key]; ok && !finished[key] {
 			finished[key] = true
 			tm.Preempted++
-			rec.Finish(sim(time.Now()), recPod(byName[key]))
+			rec.Preempt(sim(time.Now()), recPod(byName[key]))
 		}
 	}
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: observe, UpdateFunc: func(_, n any) { observe(n) }, DeleteFunc: gone}); err != nil {

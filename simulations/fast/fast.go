@@ -14,11 +14,15 @@
 // PreEnqueue (a gang whose other members have not arrived) waits outside the queue until another member
 // arrives. The queue is re-sorted at the start of a pass when fair-share ranks have changed since the last
 // sort, not after every bind within it. Gang members that wait at Permit stay on their nodes until the rest of
-// the gang is placed in the same pass; those still waiting at its end are released. Not modelled: preemption
-// and reclaim (PostFilter), back-off timers (a pod that did not fit is retried at every instant where something
-// finished, or at an accounting interval when FairShare rejected it — the events its queueing hints requeue it
-// on; a new arrival only tries itself), and plugins that need an API server (see simframework; they are named
-// in the results).
+// the gang is placed in the same pass; those still waiting at its end are released. A pod that fails Filter
+// runs the profile's PostFilter plugins: preemption by priority, FairShare's reclaim and Gang's release. A
+// preempted pod stops at once, is counted in the results' Preempted and is not resubmitted (as in cluster
+// mode, where a deleted bare pod is gone); its preemptor is placed in the same attempt. A pod that fits no
+// node's free resources skips Filter (simframework.ScheduleUnfit) but still runs PostFilter when a plugin
+// there could act. Not modelled: back-off timers (a pod that did not fit is retried at every instant where
+// something finished, or at an accounting interval when FairShare rejected it — the events its queueing
+// hints requeue it on; a new arrival only tries itself), and plugins that need an API server (see
+// simframework; they are named in the results).
 package fast
 
 import (
@@ -143,7 +147,9 @@ func Run(ctx context.Context, set *workload.Set, opts Options) (*metrics.Result,
 	// Virtual time maps to a fixed epoch so queue timestamps are reproducible.
 	epoch := simframework.Epoch
 	r := &run{s: s, opts: opts, fr: fr, rec: rec, logger: klog.FromContext(ctx), gated: map[string][]pending{},
-		waiting: map[string]*workload.Pod{}, lastRanks: map[string]int{}}
+		waiting: map[string]*workload.Pod{}, lastRanks: map[string]int{}, running: map[string]*workload.Pod{},
+		gone: map[string]bool{}, deleted: map[string]bool{}}
+	s.OnEvict(r.evicted)
 	var (
 		next     int
 		nextTick time.Duration
@@ -160,6 +166,9 @@ func Run(ctx context.Context, set *workload.Set, opts Options) (*metrics.Result,
 		if next < len(set.Pods) {
 			t, ok = set.Pods[next].Arrival, true
 		}
+		for len(r.done) > 0 && r.gone[key(r.done[0].p)] {
+			delete(r.gone, key(heap.Pop(&r.done).(running).p))
+		}
 		if len(r.done) > 0 && (!ok || r.done[0].end < t) {
 			t, ok = r.done[0].end, true
 		}
@@ -175,6 +184,11 @@ func Run(ctx context.Context, set *workload.Set, opts Options) (*metrics.Result,
 		freed := false
 		for len(r.done) > 0 && r.done[0].end == r.now {
 			c := heap.Pop(&r.done).(running)
+			if r.gone[key(c.p)] {
+				delete(r.gone, key(c.p)) // preempted before it finished
+				continue
+			}
+			delete(r.running, key(c.p))
 			if err := s.Remove(c.bound); err != nil {
 				return nil, err
 			}
@@ -233,6 +247,11 @@ type run struct {
 	gated   map[string][]pending
 	waiting map[string]*workload.Pod
 	done    completions
+	// running are the bound pods by key (namespace/name); gone are those of them preempted (their completion
+	// is skipped), deleted the pods preempted while they waited at Permit in the current pass.
+	running map[string]*workload.Pod
+	gone    map[string]bool
+	deleted map[string]bool
 	// lastRanks are the fair-share ranks (by namespace/user) the queue was last sorted with.
 	lastRanks map[string]int
 }
@@ -326,20 +345,25 @@ func (r *run) pass(ctx context.Context, freed, ticked, fairShare bool) error {
 	bound := map[string]bool{}
 	for i := range r.queue {
 		e := &r.queue[i]
-		if bound[e.p.Name] || r.waiting[e.p.Name] != nil {
+		if bound[e.p.Name] || r.waiting[e.p.Name] != nil || r.deleted[key(e.p)] {
 			continue
 		}
 		if e.tried && !freed && !(ticked && e.byFairShare) {
 			continue
 		}
 		e.tried, e.byFairShare = true, false
+		schedule := r.s.Schedule
 		if !r.fr.fits(e.p) {
-			if e.p.GPUs > 0 {
-				r.rec.GPUPodUnschedulable(r.now)
+			// No node has the free resources: only preemption could place the pod.
+			if !r.s.MayPreempt(e.obj) {
+				if e.p.GPUs > 0 {
+					r.rec.GPUPodUnschedulable(r.now)
+				}
+				continue
 			}
-			continue
+			schedule = r.s.ScheduleUnfit
 		}
-		pods, err := r.s.Schedule(ctx, e.obj)
+		pods, err := schedule(ctx, e.obj)
 		var unsched *simframework.UnschedulableError
 		switch {
 		case errors.Is(err, simframework.ErrWaiting):
@@ -374,15 +398,16 @@ func (r *run) pass(ctx context.Context, freed, ticked, fairShare bool) error {
 		bound[b.Name] = true
 	}
 	clear(r.waiting)
-	if len(bound) == 0 {
+	if len(bound) == 0 && len(r.deleted) == 0 {
 		return nil
 	}
 	kept := r.queue[:0]
 	for _, e := range r.queue {
-		if !bound[e.p.Name] {
+		if !bound[e.p.Name] && !r.deleted[key(e.p)] {
 			kept = append(kept, e)
 		}
 	}
+	clear(r.deleted)
 	clear(r.queue[len(kept):])
 	r.queue = kept
 	return nil
@@ -391,9 +416,32 @@ func (r *run) pass(ctx context.Context, freed, ticked, fairShare bool) error {
 // fairShareName is the FairShare plugin's name: its rejections are retried at accounting intervals.
 const fairShareName = "FairShare"
 
+// evicted takes a preemption victim off the books: a running pod frees its node and will not complete, a pod
+// that waited at Permit leaves the queue. Neither is resubmitted, as in cluster mode.
+func (r *run) evicted(pod *v1.Pod) {
+	k := pod.Namespace + "/" + pod.Name
+	if p := r.running[k]; p != nil && pod.Spec.NodeName != "" {
+		delete(r.running, k)
+		r.gone[k] = true
+		r.fr.update(pod.Spec.NodeName, p.MilliCPU, p.MemoryBytes, p.GPUs)
+		r.rec.Preempt(r.now, recPod(p))
+		return
+	}
+	if p := r.waiting[pod.Name]; p != nil {
+		delete(r.waiting, pod.Name)
+		r.deleted[k] = true
+		r.rec.Preempt(r.now, recPod(p))
+		return
+	}
+	r.logger.Error(nil, "A preemption victim is neither running nor waiting", "pod", klog.KObj(pod))
+}
+
+func key(p *workload.Pod) string { return p.Queue + "/" + p.Name }
+
 // bound records a binding.
 func (r *run) bound(p *workload.Pod, b *v1.Pod) {
 	delete(r.waiting, p.Name)
+	r.running[key(p)] = p
 	r.fr.update(b.Spec.NodeName, -p.MilliCPU, -p.MemoryBytes, -p.GPUs)
 	r.rec.Bind(r.now, recPod(p))
 	if r.opts.OnBind != nil {

@@ -184,3 +184,41 @@ func TestDeterministic(t *testing.T) {
 		t.Errorf("second replay differs (-first,+second):\n%s", diff)
 	}
 }
+
+// Queue a fills an 8-core node with 4-hour jobs; ten minutes later b (50/50, no usage) submits four 1-hour
+// jobs. On the kubehtc profile FairShare reclaims at once: four of a's pods are preempted (not resubmitted,
+// they never finish) and b's start without waiting. The default profile does not preempt (equal
+// priorities): b waits until a's jobs end.
+func TestReclaimInFastMode(t *testing.T) {
+	// 16 GiB: the node is 8 core-equivalents, as many as its cores (memory counts 4 GiB per core-equivalent).
+	set := &workload.Set{Pools: localcluster.NodePoolsConfig{Pools: []localcluster.NodePool{{Name: "cpu", Count: 1, CPU: "8", Memory: "16Gi"}}}}
+	set.Pods = append(set.Pods, jobs("a", "a", 8, 0, 4*time.Hour)...)
+	set.Pods = append(set.Pods, jobs("b", "b", 4, 10*time.Minute, time.Hour)...)
+	targets := map[string]float64{"a": 0.5, "b": 0.5}
+	for _, tc := range []struct {
+		profile   string
+		preempted int
+		bWait     time.Duration
+	}{
+		{profile: "kubehtc", preempted: 4, bWait: 0},
+		{profile: "default-scheduler", preempted: 0, bWait: 4*time.Hour - 10*time.Minute},
+	} {
+		t.Run(tc.profile, func(t *testing.T) {
+			res, err := Run(context.Background(), set, Options{Profile: tc.profile, Seed: 1, Targets: targets})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bWait := time.Duration(res.Wait["queue/b"].P90 * float64(time.Second))
+			t.Logf("started %d, finished %d, preempted %d, b's p90 wait %v", res.Started, res.Finished, res.Preempted, bWait)
+			if res.Preempted != tc.preempted {
+				t.Errorf("%d pods preempted, want %d", res.Preempted, tc.preempted)
+			}
+			if bWait != tc.bWait {
+				t.Errorf("b's p90 wait %v, want %v", bWait, tc.bWait)
+			}
+			if res.Started != 12 || res.Finished != 12-tc.preempted {
+				t.Errorf("started %d, finished %d; want 12 started and the %d not preempted finished", res.Started, res.Finished, 12-tc.preempted)
+			}
+		})
+	}
+}

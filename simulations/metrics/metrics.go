@@ -25,19 +25,20 @@ type Capacity struct {
 
 // Recorder collects events in time order. Times are simulated, from the start of the run.
 type Recorder struct {
-	capacity Capacity
-	targets  map[string]float64
-	arrived  map[string]time.Duration
-	started  map[string]bool
-	waits    []wait
-	steps    []step
-	cur      step
-	queueCPU map[string]int64
-	cpuByQ   map[string]float64 // milli-CPU·seconds delivered per queue
-	lastT    time.Duration
-	frag     *float64
-	fragAt   time.Duration
-	finished int
+	capacity  Capacity
+	targets   map[string]float64
+	arrived   map[string]time.Duration
+	started   map[string]bool
+	waits     []wait
+	steps     []step
+	cur       step
+	queueCPU  map[string]int64
+	cpuByQ    map[string]float64 // milli-CPU·seconds delivered per queue
+	lastT     time.Duration
+	frag      *float64
+	fragAt    time.Duration
+	finished  int
+	preempted int
 }
 
 type wait struct {
@@ -132,6 +133,25 @@ func (r *Recorder) Finish(t time.Duration, p Pod) {
 	r.record(t, true)
 }
 
+// Preempt records a pod deleted by the scheduler to make room for another (DefaultPreemption, FairShare
+// reclaim): a running pod stops using its resources, a pod not yet running leaves the pending ones. Neither
+// counts as finished; the pod is not resubmitted (a bare pod's deletion is final).
+func (r *Recorder) Preempt(t time.Duration, p Pod) {
+	r.advance(t)
+	r.preempted++
+	if !r.started[p.Name] {
+		r.cur.pending--
+		r.record(t, false)
+		return
+	}
+	r.cur.cpu -= p.MilliCPU
+	r.cur.mem -= p.MemoryBytes
+	r.cur.gpu -= p.GPUs
+	r.cur.running--
+	r.queueCPU[p.Queue] -= p.MilliCPU
+	r.record(t, true)
+}
+
 // GPUPodUnschedulable records a GPU pod that fits no node; the first one fixes the GPU fragmentation figure:
 // the fraction of the cluster's GPUs left unallocated at that moment (ATC'23's "unallocated GPU" metric).
 func (r *Recorder) GPUPodUnschedulable(t time.Duration) {
@@ -182,6 +202,8 @@ type Result struct {
 	Jobs     int `json:"jobs"`
 	Started  int `json:"started"`
 	Finished int `json:"finished"`
+	// Preempted pods were deleted by the scheduler (DefaultPreemption, FairShare reclaim), running or not.
+	Preempted int `json:"preempted"`
 	// MakespanSeconds is the simulated time from the start to the last event.
 	MakespanSeconds float64 `json:"makespanSeconds"`
 	// WallSeconds is the run's wall-clock time; JobsPerSecond = Jobs / WallSeconds.
@@ -212,7 +234,7 @@ const Samples = 300
 // Result computes the figures at the end time end; jobs is the number of pods submitted.
 func (r *Recorder) Result(profile, mode string, end time.Duration, jobs int, wall time.Duration) *Result {
 	r.advance(end)
-	res := &Result{Profile: profile, Mode: mode, Jobs: jobs, Started: len(r.waits), Finished: r.finished,
+	res := &Result{Profile: profile, Mode: mode, Jobs: jobs, Started: len(r.waits), Finished: r.finished, Preempted: r.preempted,
 		MakespanSeconds: end.Seconds(), WallSeconds: wall.Seconds(), Wait: map[string]Percentiles{}, Utilization: map[string]float64{}}
 	if wall > 0 {
 		res.JobsPerSecond = float64(jobs) / wall.Seconds()
@@ -350,6 +372,7 @@ func (res *Result) Flat() map[string]float64 {
 	put("jobs", float64(res.Jobs))
 	put("started", float64(res.Started))
 	put("unstarted", float64(res.Jobs-res.Started))
+	put("preempted", float64(res.Preempted))
 	put("makespan_seconds", res.MakespanSeconds)
 	for k, v := range res.Utilization {
 		put("utilization_"+k, v)

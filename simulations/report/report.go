@@ -158,12 +158,12 @@ func markdown(res *simulations.Results, plots []string, checked bool, check []er
 		fmt.Fprintf(&b, "%s\n\n", res.Description)
 	}
 	fmt.Fprintf(&b, "%d nodes. Profiles run on identical input: %s.\n\n", res.Nodes, profiles(res))
-	b.WriteString("| profile | pods | started | makespan | cpu util | gpu util | wait p50 | wait p90 | wait p99 | share dev. | GPU unallocated at 1st GPU failure | pods/s (wall) |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| profile | pods | started | preempted | makespan | cpu util | gpu util | wait p50 | wait p90 | wait p99 | share dev. | GPU unallocated at 1st GPU failure | pods/s (wall) |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range res.Runs {
 		w := r.Wait["all"]
-		fmt.Fprintf(&b, "| %s | %d | %d | %s | %.3f | %s | %s | %s | %s | %s | %s | %.0f |\n", r.Profile, r.Jobs, r.Started,
-			dur(r.MakespanSeconds), r.Utilization["cpu"], opt(r.Utilization, "gpu"), dur(w.P50), dur(w.P90), dur(w.P99),
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %.3f | %s | %s | %s | %s | %s | %s | %.0f |\n", r.Profile, r.Jobs, r.Started,
+			r.Preempted, dur(r.MakespanSeconds), r.Utilization["cpu"], opt(r.Utilization, "gpu"), dur(w.P50), dur(w.P90), dur(w.P99),
 			ptr(r.ShareDeviation), ptr(r.GPUUnallocatedAtFirstFailure), r.JobsPerSecond)
 	}
 	for _, r := range res.Runs {
@@ -172,6 +172,7 @@ func markdown(res *simulations.Results, plots []string, checked bool, check []er
 		}
 	}
 	b.WriteString("\n\nUtilization is allocated (requested) capacity averaged over the makespan. Wait is submission to start.\n")
+	b.WriteString("Preempted pods were deleted by the scheduler to make room (FairShare reclaim, DefaultPreemption) and not resubmitted.\n")
 	b.WriteString("Share deviation is the largest |delivered − target| CPU share over queues.\n\n")
 	for _, p := range plots {
 		fmt.Fprintf(&b, "![%s](%s)\n\n", strings.TrimSuffix(p, ".svg"), p)
