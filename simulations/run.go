@@ -62,7 +62,8 @@ type Runner func(ctx context.Context, s *scenario.Scenario, set *workload.Set, p
 
 // FastRunner runs a profile in fast mode.
 func FastRunner(ctx context.Context, s *scenario.Scenario, set *workload.Set, profile string, progress fast.Progress) (*metrics.Result, error) {
-	return fast.Run(ctx, set, fast.Options{Profile: profile, Duration: s.DurationOrZero(), Seed: s.Seed, Targets: Targets(s), Progress: progress})
+	return fast.Run(ctx, set, fast.Options{Profile: profile, Duration: s.DurationOrZero(), Seed: s.Seed, Targets: Targets(s),
+		HalfLife: s.HalfLife(), AccountingInterval: s.AccountingInterval(), Progress: progress})
 }
 
 // Run builds the scenario's workload once and runs it on every profile with runner, printing progress to

@@ -34,7 +34,8 @@ func clusterRunner() (simulations.Runner, func()) {
 			}
 		}
 		return clustermode.Run(ctx, c, set, clustermode.Options{Profile: profile, Compression: s.Compression,
-			Duration: s.DurationOrZero(), Queues: s.Queues, Targets: simulations.Targets(s), Progress: progress})
+			Duration: s.DurationOrZero(), Queues: s.Queues, Targets: simulations.Targets(s),
+			HalfLife: s.HalfLife(), AccountingInterval: s.AccountingInterval(), Progress: progress})
 	}
 	return run, func() {
 		if c != nil {

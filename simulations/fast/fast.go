@@ -7,8 +7,8 @@
 // What the cluster would hold is created from the scenario: a root Queue and one Queue per scenario queue
 // (weight = its share), each queue's namespace labelled kubehtc.io/queue, and a PodGroup (minMember = the
 // gang's size) when a gang's first pod arrives. The kubehtc profile so runs QueueOrder with live fair-share
-// ranks, FairShare's limits and caps, and Gang's all-or-nothing placement; the site policy is the default one
-// (half-life 24 h, accounting every minute, in simulated time), as the scenario format sets none.
+// ranks, FairShare's limits and caps, and Gang's all-or-nothing placement; the site policy is the scenario's
+// (default half-life 24 h, accounting every minute, in simulated time).
 //
 // Like kube-scheduler, pods that do not fit do not block the ones behind them, and a pod rejected at
 // PreEnqueue (a gang whose other members have not arrived) waits outside the queue until another member
@@ -26,6 +26,7 @@
 package fast
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"errors"
@@ -43,6 +44,7 @@ import (
 
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/internal/localcluster"
+	quotafairshare "github.com/kubehtc/kubehtc/quota/fairshare"
 	"github.com/kubehtc/kubehtc/scheduler/simframework"
 	"github.com/kubehtc/kubehtc/simulations/metrics"
 	"github.com/kubehtc/kubehtc/simulations/workload"
@@ -61,6 +63,9 @@ type Options struct {
 	Seed uint64
 	// Targets are the queues' normalised fair-share targets, for the share metrics.
 	Targets map[string]float64
+	// HalfLife and AccountingInterval are the root Queue's fair-share policy in simulated time; 0 takes the
+	// Queue CRD's default (24h, 1m).
+	HalfLife, AccountingInterval time.Duration
 	// Progress, if set, is called about every 2,000 pods.
 	Progress Progress
 	// OnBind, if set, is called for every pod bound, at the simulated time of the binding.
@@ -142,7 +147,7 @@ func Run(ctx context.Context, set *workload.Set, opts Options) (*metrics.Result,
 		capacity.GPUs += gpu
 		fr.update(n.Name, cpu, mem, gpu)
 	}
-	fairShare := addQueues(s, set, opts.Targets)
+	fairShare := addQueues(s, set, opts)
 	rec := metrics.NewRecorder(capacity, opts.Targets)
 	// Virtual time maps to a fixed epoch so queue timestamps are reproducible.
 	epoch := simframework.Epoch
@@ -452,14 +457,23 @@ func (r *run) bound(p *workload.Pod, b *v1.Pod) {
 	}
 }
 
-// addQueues creates what the cluster would hold for fair share: a root Queue (default site policy) and one
-// leaf per target queue, weight = its normalised share in thousandths (at least 1), and the namespaces of the
-// pods, labelled with their queue when it is one of them. It reports whether there are queues.
-func addQueues(s *simframework.Scheduler, set *workload.Set, targets map[string]float64) bool {
+// addQueues creates what the cluster would hold for fair share: a root Queue (the scenario's site policy) and
+// one leaf per target queue, weight = its normalised share in thousandths (at least 1), and the namespaces of
+// the pods, labelled with their queue when it is one of them. It reports whether there are queues.
+func addQueues(s *simframework.Scheduler, set *workload.Set, opts Options) bool {
+	targets := opts.Targets
 	if len(targets) == 0 {
 		return false
 	}
-	s.AddQueue(&kubehtcv1alpha1.Queue{ObjectMeta: metav1.ObjectMeta{Name: kubehtcv1alpha1.RootQueueName}})
+	root := &kubehtcv1alpha1.Queue{ObjectMeta: metav1.ObjectMeta{Name: kubehtcv1alpha1.RootQueueName}}
+	if opts.HalfLife > 0 || opts.AccountingInterval > 0 {
+		// As the API server would store it: an omitted field takes the CRD's default.
+		root.Spec.Policy = &kubehtcv1alpha1.FairSharePolicy{
+			HalfLife:           metav1.Duration{Duration: cmp.Or(opts.HalfLife, quotafairshare.DefaultHalfLife)},
+			AccountingInterval: metav1.Duration{Duration: cmp.Or(opts.AccountingInterval, quotafairshare.DefaultAccountingInterval)},
+		}
+	}
+	s.AddQueue(root)
 	for _, name := range slices.Sorted(maps.Keys(targets)) {
 		s.AddQueue(&kubehtcv1alpha1.Queue{ObjectMeta: metav1.ObjectMeta{Name: name},
 			Spec: kubehtcv1alpha1.QueueSpec{Parent: kubehtcv1alpha1.RootQueueName, Weight: int32(max(math.Round(targets[name]*1000), 1))}})

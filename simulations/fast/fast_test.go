@@ -222,3 +222,37 @@ func TestReclaimInFastMode(t *testing.T) {
 		})
 	}
 }
+
+// The scenario's half-life decides whose past counts. Queue a used the whole node 12 h ago (for 4 h), b for
+// the last 2 h; then b and a (50/50) each queue 8 one-hour jobs, b's first. With the default 24 h half-life,
+// a's older but bigger use still weighs more (decayed usage ~0.7 vs ~0.45 core), so b is served first; with a
+// 10-minute half-life a's use is forgotten and b's is fresh, so a is served first.
+func TestHalfLifeFromOptions(t *testing.T) {
+	set := &workload.Set{Pools: oneNode("8")}
+	set.Pods = append(set.Pods, jobs("old", "a", 8, 0, 4*time.Hour)...)
+	set.Pods = append(set.Pods, jobs("recent", "b", 8, 10*time.Hour, 2*time.Hour)...)
+	set.Pods = append(set.Pods, jobs("b", "b", 8, 12*time.Hour-time.Minute, time.Hour)...)
+	set.Pods = append(set.Pods, jobs("a", "a", 8, 12*time.Hour-time.Minute/2, time.Hour)...)
+	arrival := map[string]time.Duration{}
+	for _, p := range set.Pods {
+		arrival[p.Name] = p.Arrival
+	}
+	for _, tc := range []struct {
+		halfLife time.Duration
+		aFirst   bool
+	}{{halfLife: 0, aFirst: false}, {halfLife: 10 * time.Minute, aFirst: true}} {
+		t.Run(fmt.Sprintf("halfLife=%v", tc.halfLife), func(t *testing.T) {
+			var log []binding
+			_, err := Run(context.Background(), set, Options{Profile: "kubehtc", Seed: 1, Targets: map[string]float64{"a": 0.5, "b": 0.5},
+				HalfLife: tc.halfLife, OnBind: func(at time.Duration, p *workload.Pod, node string) { log = append(log, binding{p.Name, at, node}) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b := meanWait(log, arrival, "a-"), meanWait(log, arrival, "b-")
+			t.Logf("mean wait: a %v, b %v", a, b)
+			if got := a < b; got != tc.aFirst {
+				t.Errorf("a waits %v, b %v: a served first = %v, want %v", a, b, got, tc.aFirst)
+			}
+		})
+	}
+}

@@ -36,6 +36,9 @@ type Scenario struct {
 	Cluster Cluster `json:"cluster"`
 	// Queues are the fair-share queues (VOs) and their shares. A job's queue is also its namespace.
 	Queues []Queue `json:"queues,omitempty"`
+	// Policy is the site's fair-share policy (the root Queue's spec.policy), in simulated time; it needs
+	// queues. Omitted fields take the Queue CRD's defaults: half-life 24h, accounting every 1m.
+	Policy *Policy `json:"policy,omitempty"`
 	// Profiles are the scheduler profiles (schedulerNames of the kubehtc scheduler configuration) to run the
 	// workload on, once each on identical input. Default: default-scheduler and kubehtc.
 	Profiles []string `json:"profiles,omitempty"`
@@ -69,6 +72,33 @@ type Queue struct {
 	// Share is the queue's weight; targets are shares normalised over all queues.
 	Share float64 `json:"share"`
 }
+
+// Policy is the part of the root Queue's fair-share policy a scenario may set.
+type Policy struct {
+	// HalfLife of past usage: how long a queue's heavy use keeps lowering its rank. At least 1s.
+	HalfLife *metav1.Duration `json:"halfLife,omitempty"`
+	// AccountingInterval is how often the quota controller decays usage and writes ranks. At least 1s.
+	AccountingInterval *metav1.Duration `json:"accountingInterval,omitempty"`
+}
+
+// HalfLife is the policy's half-life, 0 for the default.
+func (s *Scenario) HalfLife() time.Duration {
+	if s.Policy == nil || s.Policy.HalfLife == nil {
+		return 0
+	}
+	return s.Policy.HalfLife.Duration
+}
+
+// AccountingInterval is the policy's accounting interval, 0 for the default.
+func (s *Scenario) AccountingInterval() time.Duration {
+	if s.Policy == nil || s.Policy.AccountingInterval == nil {
+		return 0
+	}
+	return s.Policy.AccountingInterval.Duration
+}
+
+// minPolicyDuration is the Queue CRD's minimum for both durations of a policy.
+const minPolicyDuration = time.Second
 
 // Workload is one source of jobs; exactly one field is set.
 type Workload struct {
@@ -245,6 +275,19 @@ func (s *Scenario) Validate() error {
 		queues[q.Name] = true
 		if !(q.Share > 0) {
 			add(f+".share", "must be positive, got %v", q.Share)
+		}
+	}
+	if s.Policy != nil {
+		if len(s.Queues) == 0 {
+			add("policy", "needs queues: the policy is the fair-share policy of the queues")
+		}
+		for _, f := range []struct {
+			name string
+			d    *metav1.Duration
+		}{{"policy.halfLife", s.Policy.HalfLife}, {"policy.accountingInterval", s.Policy.AccountingInterval}} {
+			if f.d != nil && f.d.Duration < minPolicyDuration {
+				add(f.name, "must be at least %v (the Queue CRD's minimum), got %v", minPolicyDuration, f.d.Duration)
+			}
 		}
 	}
 	seen := map[string]bool{}

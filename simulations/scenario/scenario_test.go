@@ -42,6 +42,27 @@ func TestParseDefaults(t *testing.T) {
 	}
 }
 
+// The policy's durations are read in simulated time; omitted fields read as 0 (the defaults).
+func TestParsePolicy(t *testing.T) {
+	for _, c := range []struct {
+		policy             string
+		halfLife, interval string
+	}{
+		{policy: "", halfLife: "0s", interval: "0s"},
+		{policy: "policy: {halfLife: 2h}\n", halfLife: "2h0m0s", interval: "0s"},
+		{policy: "policy: {halfLife: 6h, accountingInterval: 30s}\n", halfLife: "6h0m0s", interval: "30s"},
+	} {
+		s, err := Parse([]byte(valid+c.policy), "")
+		if err != nil {
+			t.Fatalf("%q: %v", c.policy, err)
+		}
+		got := []string{s.HalfLife().String(), s.AccountingInterval().String()}
+		if diff := cmp.Diff([]string{c.halfLife, c.interval}, got); diff != "" {
+			t.Errorf("%q: half-life, interval (-want,+got):\n%s", c.policy, diff)
+		}
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -61,6 +82,10 @@ func TestParseErrors(t *testing.T) {
 		{name: "service without duration", replace: [2]string{"duration: 2h", ""}, want: []string{"workloads[1].generate.class: services run until the end"}},
 		{name: "two sources", replace: [2]string{"- swf: {path: log.swf}", "- swf: {path: log.swf}\n  alibaba: {pods: p.csv}"}, want: []string{"workloads[2]: exactly one of swf, alibaba, generate"}},
 		{name: "queueBy", replace: [2]string{"path: log.swf", "path: log.swf, queueBy: vo"}, want: []string{`workloads[2].swf.queueBy: "vo"`}},
+		{name: "half-life", replace: [2]string{"duration: 2h", "duration: 2h\npolicy: {halfLife: 500ms}"}, want: []string{"policy.halfLife: must be at least 1s"}},
+		{name: "accounting interval", replace: [2]string{"duration: 2h", "duration: 2h\npolicy: {accountingInterval: 0s}"}, want: []string{"policy.accountingInterval: must be at least 1s"}},
+		{name: "policy field", replace: [2]string{"duration: 2h", "duration: 2h\npolicy: {decay: 1h}"}, want: []string{`unknown field "decay"`}},
+		{name: "policy without queues", replace: [2]string{"queues:\n- {name: atlas, share: 3}\n- {name: cms, share: 1}\n", "policy: {halfLife: 1h}\n"}, want: []string{"policy: needs queues"}},
 		{name: "members", replace: [2]string{"runtime: 30m}", "runtime: 30m, members: 4}"}, want: []string{"workloads[0].generate.members: only for class gang"}},
 	}
 	for _, c := range cases {
