@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kubehtc/kubehtc/internal/localcluster"
+	"github.com/kubehtc/kubehtc/internal/localcluster/quotacomponent"
 	"github.com/kubehtc/kubehtc/simulations"
 	"github.com/kubehtc/kubehtc/simulations/clustermode"
 	"github.com/kubehtc/kubehtc/simulations/fast"
@@ -29,7 +30,7 @@ func clusterRunner() (simulations.Runner, func()) {
 			if err != nil {
 				return nil, err
 			}
-			if c, err = localcluster.Start(ctx, localcluster.Options{NodePools: set.Pools, SchedulerConfig: cfg, Components: []localcluster.Component{clustermode.QuotaController()}}); err != nil {
+			if c, err = localcluster.Start(ctx, localcluster.Options{NodePools: set.Pools, SchedulerConfig: cfg, Components: []localcluster.Component{quotacomponent.Component()}}); err != nil {
 				return nil, fmt.Errorf("starting the local cluster: %w", err)
 			}
 		}

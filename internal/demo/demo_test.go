@@ -3,23 +3,16 @@ package demo
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/klog/v2"
-	ctrl "sigs.k8s.io/controller-runtime"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/internal/localcluster"
 	"github.com/kubehtc/kubehtc/internal/localcluster/clustertest"
-	quotacontroller "github.com/kubehtc/kubehtc/quota/controller"
+	"github.com/kubehtc/kubehtc/internal/localcluster/quotacomponent"
 )
 
 var cluster *localcluster.Cluster
@@ -29,32 +22,8 @@ var cluster *localcluster.Cluster
 func TestMain(m *testing.M) {
 	os.Exit(clustertest.Main(m, localcluster.Options{
 		NodePools:  NodePools(),
-		Components: []localcluster.Component{{Name: "quota controller", Start: startQuotaController}},
+		Components: []localcluster.Component{quotacomponent.Component()},
 	}, &cluster))
-}
-
-func startQuotaController(ctx context.Context, c *localcluster.Cluster) error {
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := kubehtcv1alpha1.AddToScheme(scheme); err != nil {
-		return err
-	}
-	ctrl.SetLogger(klog.Background())
-	mgr, err := ctrl.NewManager(c.JSONRESTConfig(), ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
-	if err != nil {
-		return err
-	}
-	if err := (&quotacontroller.Accountant{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	c.Go(func() {
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "quota controller:", err)
-		}
-	})
-	return nil
 }
 
 // TestDemoDrains runs the demo at half size and checks what its summary claims against the cluster.

@@ -19,13 +19,12 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/deploy/crds"
 	"github.com/kubehtc/kubehtc/internal/localcluster"
 	"github.com/kubehtc/kubehtc/internal/localcluster/clustertest"
-	quotacontroller "github.com/kubehtc/kubehtc/quota/controller"
+	"github.com/kubehtc/kubehtc/internal/localcluster/quotacomponent"
 	"github.com/kubehtc/kubehtc/scheduler"
 	"github.com/kubehtc/kubehtc/scheduler/fairshare"
 )
@@ -54,8 +53,9 @@ func TestMain(m *testing.M) {
 	}
 	ctrl.SetLogger(klog.Background())
 	os.Exit(clustertest.Main(m, localcluster.Options{
-		NodePools:  localcluster.NodePoolsConfig{Pools: []localcluster.NodePool{{Name: "n", Count: nodes, CPU: fmt.Sprint(nodeCPU), Memory: "64Gi", Zone: "zone-a"}}},
-		Components: []localcluster.Component{{Name: "crds+quota", Start: startQuota}},
+		NodePools: localcluster.NodePoolsConfig{Pools: []localcluster.NodePool{{Name: "n", Count: nodes, CPU: fmt.Sprint(nodeCPU), Memory: "64Gi", Zone: "zone-a"}}},
+		// The root Queue (the test's policy) exists before the quota controller first accounts.
+		Components: []localcluster.Component{{Name: "root queue", Start: startQuota}, quotacomponent.Component()},
 	}, &cluster))
 }
 
@@ -73,22 +73,7 @@ func startQuota(ctx context.Context, c *localcluster.Cluster) error {
 			AccountingInterval: metav1.Duration{Duration: time.Second},
 			CoreEquivalents:    v1.ResourceList{v1.ResourceCPU: resource.MustParse("1")},
 		}}}
-	if err := kc.Create(ctx, root); err != nil {
-		return err
-	}
-	mgr, err := ctrl.NewManager(c.JSONRESTConfig(), ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
-	if err != nil {
-		return err
-	}
-	if err := (&quotacontroller.Accountant{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	c.Go(func() {
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "quota controller:", err)
-		}
-	})
-	return nil
+	return kc.Create(ctx, root)
 }
 
 // queues creates VO queues under root, deleted when the test ends.

@@ -14,6 +14,7 @@ import (
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/internal/localcluster"
 	"github.com/kubehtc/kubehtc/internal/localcluster/clustertest"
+	"github.com/kubehtc/kubehtc/internal/localcluster/quotacomponent"
 	"github.com/kubehtc/kubehtc/simulations"
 	"github.com/kubehtc/kubehtc/simulations/fast"
 	"github.com/kubehtc/kubehtc/simulations/metrics"
@@ -74,7 +75,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	os.Exit(clustertest.Main(m, localcluster.Options{NodePools: agreeSet.Pools, SchedulerConfig: schedConfig, Components: []localcluster.Component{QuotaController()}}, &cluster))
+	os.Exit(clustertest.Main(m, localcluster.Options{NodePools: agreeSet.Pools, SchedulerConfig: schedConfig, Components: []localcluster.Component{quotacomponent.Component()}}, &cluster))
 }
 
 // Tolerances of TestFastAgreesWithCluster. Measured on 2026-11-22 with kube-scheduler's back-off at 1 s

@@ -9,7 +9,7 @@
 // compressed like time, see CompressPolicy, and one Queue per scenario queue weighted by its share), one
 // namespace per queue labelled kubehtc.io/queue, and each gang's PodGroup before its members; it deletes all
 // of it afterwards, so the profiles, run one after the other on the same cluster, start from the same state.
-// The quota controller must run in the cluster (QuotaController).
+// The quota controller must run in the cluster (internal/localcluster/quotacomponent).
 package clustermode
 
 import (
@@ -97,7 +97,7 @@ func (t Stats) String() string {
 }
 
 // Run replays set on cluster c with one profile. The cluster's nodes must be set.Pools, and with Queues the
-// quota controller must run in it (QuotaController).
+// quota controller must run in it (internal/localcluster/quotacomponent).
 func Run(ctx context.Context, c *localcluster.Cluster, set *workload.Set, opts Options) (*metrics.Result, error) {
 	res, _, err := RunStats(ctx, c, set, opts)
 	return res, err

@@ -154,7 +154,7 @@ func setup(ctx context.Context, kc client.Client, set *workload.Set, opts Option
 		return true, nil
 	})
 	if err != nil {
-		return o, fmt.Errorf("waiting for the quota controller to account the queues (is it running? see clustermode.QuotaController): %w", err)
+		return o, fmt.Errorf("waiting for the quota controller to account the queues (is it running? see internal/localcluster/quotacomponent): %w", err)
 	}
 	return o, nil
 }
