@@ -26,7 +26,7 @@ func main() {
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newUpCommand(), newDemoCommand())
 	root.AddCommand(newSnapshotterCommand(), newImageCommand())
-	root.AddCommand(newSimCommand(), newVersionCommand())
+	root.AddCommand(newSimCommand(), newVersionCommand(), newWhyCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "kubehtc:", err)
 		stop()
