@@ -2,6 +2,8 @@
 SHELL := /usr/bin/env bash
 GO    ?= go
 BIN   ?= bin
+# Version stamps (kubehtc's git describe, the embedded Kubernetes version): hack/version.sh.
+LDFLAGS ?= $(shell hack/version.sh)
 # bench-scheduling size
 NODES ?= 1000
 PODS  ?= 10000
@@ -17,7 +19,7 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Build the binaries into bin/.
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 test: ## Run all tests: unit, integration (on the embedded cluster), end-to-end (kubehtc up + kubectl).
 	hack/test.sh
@@ -58,7 +60,7 @@ manifests: ## Render the Helm chart into deploy/kustomize's generated files, and
 	hack/manifests.sh
 
 kubectl: ## Build kubectl (same Kubernetes version) into bin/.
-	$(GO) build -o $(BIN)/kubectl k8s.io/kubernetes/cmd/kubectl
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/kubectl k8s.io/kubernetes/cmd/kubectl
 
 lint: ## gofmt and go vet.
 	hack/lint.sh

@@ -1,4 +1,4 @@
-// Command kubehtc is the kubehtc CLI: a local cluster (up), the demonstration (demo).
+// Command kubehtc is the kubehtc CLI: a local cluster (up), the demonstration (demo), why a job waits (why).
 package main
 
 import (
@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kubehtc/kubehtc/internal/version"
 )
 
 func main() {
@@ -19,10 +21,12 @@ func main() {
 		Short:         "kubehtc: batch and grid computing on Kubernetes",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newUpCommand(), newDemoCommand())
 	root.AddCommand(newSnapshotterCommand(), newImageCommand())
-	root.AddCommand(newSimCommand())
+	root.AddCommand(newSimCommand(), newVersionCommand(), newWhyCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "kubehtc:", err)
 		stop()

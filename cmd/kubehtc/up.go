@@ -2,22 +2,31 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/spf13/cobra"
+	cliflag "k8s.io/component-base/cli/flag"
 
 	"github.com/kubehtc/kubehtc/internal/localcluster"
 )
 
+// upFeatureGates are the Kubernetes feature gates `kubehtc up` turns on unless --feature-gates says otherwise.
+// GenericWorkload serves the upstream gang API (scheduling.k8s.io/v1beta1 Workload and PodGroup) beside
+// kubehtc's scheduling.x-k8s.io PodGroup; both are scheduled all-or-nothing (docs/scheduler.md).
+var upFeatureGates = map[string]bool{"GenericWorkload": true}
+
 func newUpCommand() *cobra.Command {
 	var nodesConfig, dir string
 	var verbosity int
+	var gates map[string]bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run a local Kubernetes cluster (etcd, apiserver, controllers, kubehtc-scheduler, KWOK nodes) until Ctrl-C",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := localcluster.Options{Dir: dir, Verbosity: verbosity, NodePools: localcluster.DefaultNodePools(), Components: localComponents()}
+			opts := localcluster.Options{Dir: dir, Verbosity: verbosity, NodePools: localcluster.DefaultNodePools(), Components: localComponents(),
+				FeatureGates: mergeGates(upFeatureGates, gates)}
 			if nodesConfig != "" {
 				pools, err := localcluster.LoadNodePools(nodesConfig)
 				if err != nil {
@@ -39,11 +48,13 @@ func newUpCommand() *cobra.Command {
   kubectl apply -f job.yaml
 
 Pods with spec.schedulerName: kubehtc use the kubehtc profile; others the stock default-scheduler.
+Feature gates: %s. Why is a pod pending? kubehtc why pod NAME -n NAMESPACE
 Simulated pods run for the duration in annotation %s (e.g. "90s"), then succeed; with
 annotation %s they end with that code. Without a runtime they run until deleted.
 Component logs: %s
 Press Ctrl-C to stop.
 `, c.StartupDuration.Round(time.Millisecond), opts.NodePools.TotalNodes(), poolSummary(opts.NodePools), c.Kubeconfig,
+				cliflag.NewMapStringBool(&opts.FeatureGates).String(),
 				localcluster.RuntimeAnnotation, localcluster.ExitCodeAnnotation, logPath(c))
 			<-cmd.Context().Done()
 			fmt.Fprintln(out, "\nStopping...")
@@ -52,8 +63,17 @@ Press Ctrl-C to stop.
 	}
 	cmd.Flags().StringVar(&nodesConfig, "nodes-config", "", "node-pool file (YAML); default: CPU pools in 3 zones + a GPU nodegroup")
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for the cluster's data and kubeconfig (kept); default: a temporary directory, removed on exit")
+	cmd.Flags().Var(cliflag.NewMapStringBool(&gates), "feature-gates", "Kubernetes feature gates for every component, as kube-apiserver takes them (A=true,B=false); "+
+		"on top of kubehtc up's defaults ("+cliflag.NewMapStringBool(&upFeatureGates).String()+")")
 	cmd.Flags().IntVarP(&verbosity, "v", "v", 0, "log verbosity of the components (their log goes to cluster.log in the cluster directory)")
 	return cmd
+}
+
+// mergeGates returns defaults overridden by set.
+func mergeGates(defaults, set map[string]bool) map[string]bool {
+	out := maps.Clone(defaults)
+	maps.Copy(out, set)
+	return out
 }
 
 func poolSummary(cfg localcluster.NodePoolsConfig) string {

@@ -11,21 +11,29 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubehtc/kubehtc/internal/version"
 )
 
-// buildBinary builds a Go package into dir and returns the binary's path.
+// buildBinary builds a Go package into dir, stamped with the versions as `make build` does
+// (hack/version.sh), and returns the binary's path.
 func buildBinary(t *testing.T, dir, name, pkg string) string {
 	t.Helper()
+	ldflags, err := exec.Command("../../hack/version.sh").Output()
+	if err != nil {
+		t.Fatalf("hack/version.sh: %v", err)
+	}
 	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd := exec.Command("go", "build", "-ldflags", strings.TrimSpace(string(ldflags)), "-o", out, pkg)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return out
 }
 
-// TestUpWithKubectl is what a newcomer does: `kubehtc up`, then kubectl (the same Kubernetes version, built
-// from the module) against the printed kubeconfig: get nodes, apply a Job, wait for it, and Ctrl-C.
+// TestUpWithKubectl is what a newcomer does: `kubehtc version`, `kubehtc up`, then kubectl (the same
+// Kubernetes version, built from the module) against the printed kubeconfig: version, get nodes, apply a Job,
+// wait for it, and Ctrl-C.
 func TestUpWithKubectl(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: builds kubectl and starts a cluster")
@@ -33,6 +41,23 @@ func TestUpWithKubectl(t *testing.T) {
 	bin := t.TempDir()
 	kubehtc := buildBinary(t, bin, "kubehtc", ".")
 	kubectl := buildBinary(t, bin, "kubectl", "k8s.io/kubernetes/cmd/kubectl")
+
+	// kubehtc version: its own version (git describe) and the Kubernetes one it embeds.
+	describe, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		t.Fatalf("git describe: %v", err)
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out, err := exec.Command(kubehtc, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubehtc %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		for _, want := range []string{strings.TrimSpace(string(describe)), version.KubernetesRequired} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("kubehtc %s printed %q, want it to name %s", strings.Join(args, " "), out, want)
+			}
+		}
+	}
 
 	up := exec.Command(kubehtc, "up")
 	stdout, err := up.StdoutPipe()
@@ -98,6 +123,14 @@ func TestUpWithKubectl(t *testing.T) {
 		}
 		return string(b)
 	}
+
+	// kubectl version parses both versions and checks their skew: exit 0, the server on the embedded version.
+	if out := kc("version"); !strings.Contains(out, "Server Version: "+version.KubernetesRequired) {
+		t.Errorf("kubectl version: want Server Version: %s, got:\n%s", version.KubernetesRequired, out)
+	}
+
+	// The upstream gang API is served by default (feature gate GenericWorkload).
+	kc("get", "workloads.scheduling.k8s.io,podgroups.scheduling.k8s.io", "-A")
 
 	nodes := kc("get", "nodes", "--no-headers")
 	if n := len(strings.Split(strings.TrimSpace(nodes), "\n")); n != 14 || strings.Contains(nodes, "NotReady") {

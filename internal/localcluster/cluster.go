@@ -27,6 +27,7 @@ import (
 	kwoklog "sigs.k8s.io/kwok/pkg/log"
 
 	"github.com/kubehtc/kubehtc/deploy/crds"
+	"github.com/kubehtc/kubehtc/internal/version"
 	kubehtcscheduler "github.com/kubehtc/kubehtc/scheduler"
 )
 
@@ -56,6 +57,10 @@ type Options struct {
 	// objects are served by an API version that is off by default also turns that version on (GenericWorkload:
 	// scheduling.k8s.io/v1beta1, which serves Workload and PodGroup).
 	FeatureGates map[string]bool
+	// RestartBackOff is how long a simulated node waits before restarting a failed container of a
+	// restartPolicy OnFailure pod the first time; it doubles with each restart up to 30 times itself, as the
+	// kubelet's 10 s to 5 min. Whole seconds, at least 1s; 0 means DefaultRestartBackOff (the kubelet's).
+	RestartBackOff time.Duration
 }
 
 // Component starts one in-process part of kubehtc (a controller, a webhook server, the gateway) on the local
@@ -104,6 +109,9 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return nil, errAlreadyStarted
 	}
 	begin := time.Now()
+	// The apiserver reports component-base's version at /version; an unstamped build (go build, go test)
+	// would report a placeholder that kubectl and client libraries cannot parse.
+	version.EnsureKubernetesVersion()
 	if len(opts.NodePools.Pools) == 0 {
 		opts.NodePools = DefaultNodePools()
 	}
@@ -112,6 +120,12 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	if opts.SchedulerConfig == nil {
 		opts.SchedulerConfig = kubehtcscheduler.Config
+	}
+	if opts.RestartBackOff == 0 {
+		opts.RestartBackOff = DefaultRestartBackOff
+	}
+	if opts.RestartBackOff < time.Second {
+		return nil, fmt.Errorf("RestartBackOff %s: want at least 1s", opts.RestartBackOff)
 	}
 	if opts.ClientQPS == 0 {
 		opts.ClientQPS = 5000
@@ -193,7 +207,14 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	c.componentsDone = append(c.componentsDone, done)
 
-	if err := startKWOK(compCtx, c.Kubeconfig, 16); err != nil {
+	profiles, err := profileNames(opts.SchedulerConfig)
+	if err != nil {
+		return c, err
+	}
+	if err := c.startUnservedWarner(compCtx, profiles); err != nil {
+		return c, err
+	}
+	if err := startKWOK(compCtx, c.Kubeconfig, 16, opts.RestartBackOff); err != nil {
 		return c, err
 	}
 	if err := c.createNodes(ctx, opts.NodePools); err != nil {

@@ -18,11 +18,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilversion "k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubehtc/kubehtc/internal/version"
 	"github.com/kubehtc/kubehtc/scheduler"
 )
 
@@ -41,7 +43,8 @@ func run(m *testing.M) int {
 	}
 	baseline := runtime.NumGoroutine()
 	var err error
-	cluster, err = Start(context.Background(), Options{})
+	// A 1 s restart back-off (the kubelet's is 10 s) keeps TestOnFailureRestartsInPlace short.
+	cluster, err = Start(context.Background(), Options{RestartBackOff: time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the local cluster:", err)
 		return 1
@@ -253,6 +256,73 @@ func TestFailingPodReportsExitCode(t *testing.T) {
 	}
 }
 
+// TestOnFailureRestartsInPlace: a Job's OnFailure pod whose container keeps failing is restarted in place by
+// its simulated node, with a doubling back-off, until the Job's backoffLimit counts the restarts and fails the
+// Job (BackoffLimitExceeded), as on a real cluster.
+func TestOnFailureRestartsInPlace(t *testing.T) {
+	cs := requireCluster(t)
+	ns := newNamespace(t, cs)
+	ctx := context.Background()
+	tmpl := podTemplate("200ms", "1")
+	tmpl.Annotations[ExitCodeAnnotation] = "3"
+	tmpl.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "crashy", Namespace: ns},
+		Spec:       batchv1.JobSpec{BackoffLimit: ptr.To[int32](3), Template: tmpl},
+	}
+	if _, err := cs.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		maxRestarts int32
+		podNames    = map[string]bool{}
+		sawFailed   bool
+		backoffs    = map[string]bool{}
+		final       *batchv1.Job
+	)
+	poll(t, 2*time.Minute, "Job Failed", func(ctx context.Context) (bool, error) {
+		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "job-name=crashy"})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range pods.Items {
+			podNames[p.Name] = true
+			if p.Status.Phase == corev1.PodFailed && p.DeletionTimestamp == nil && p.Status.ContainerStatuses != nil &&
+				p.Status.ContainerStatuses[0].State.Terminated != nil && p.Status.ContainerStatuses[0].State.Terminated.Reason == "Error" {
+				sawFailed = true // the node failed the pod instead of restarting it
+			}
+			for _, c := range p.Status.ContainerStatuses {
+				maxRestarts = max(maxRestarts, c.RestartCount)
+				if w := c.State.Waiting; w != nil && w.Reason == "CrashLoopBackOff" {
+					backoffs[strings.Fields(w.Message)[1]] = true
+				}
+			}
+		}
+		j, err := cs.BatchV1().Jobs(ns).Get(ctx, "crashy", metav1.GetOptions{})
+		final = j
+		return err == nil && hasCondition(j.Status.Conditions, batchv1.JobFailed), err
+	})
+	var reason string
+	for _, c := range final.Status.Conditions {
+		if c.Type == batchv1.JobFailed {
+			reason = c.Reason
+		}
+	}
+	if reason != batchv1.JobReasonBackoffLimitExceeded {
+		t.Errorf("Job failed with reason %q, want %s", reason, batchv1.JobReasonBackoffLimitExceeded)
+	}
+	if len(podNames) != 1 || sawFailed {
+		t.Errorf("pods %v (a failed pod seen: %t), want the one pod restarted in place", podNames, sawFailed)
+	}
+	if maxRestarts < 2 {
+		t.Errorf("highest restartCount seen %d, want at least 2 (backoffLimit 3 counts restarts)", maxRestarts)
+	}
+	// Back-offs 1s, 2s, 4s with the 1 s base; the poll may miss a short one, not the doubling itself.
+	if !backoffs["2s"] && !backoffs["4s"] {
+		t.Errorf("CrashLoopBackOff back-offs seen %v, want the doubled 2s or 4s among them", backoffs)
+	}
+}
+
 func TestDeploymentBecomesAvailableAndKeepsRunning(t *testing.T) {
 	cs := requireCluster(t)
 	ns := newNamespace(t, cs)
@@ -330,6 +400,47 @@ func TestOversizedPodStaysPendingWithReason(t *testing.T) {
 	}
 }
 
+// TestUnservedSchedulerNameGetsEvent: a pod asking for a scheduler no profile serves (Kubeflow's
+// --gang-scheduler-name=scheduler-plugins) gets a Warning Event naming the fix instead of silence.
+func TestUnservedSchedulerNameGetsEvent(t *testing.T) {
+	cs := requireCluster(t)
+	ns := newNamespace(t, cs)
+	ctx := context.Background()
+	tmpl := podTemplate("", "1")
+	tmpl.Spec.SchedulerName = "scheduler-plugins"
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "kubeflow-worker-0", Namespace: ns}, Spec: tmpl.Spec}
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var msg string
+	poll(t, time.Minute, "the NoSchedulerProfile event", func(ctx context.Context) (bool, error) {
+		evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=kubeflow-worker-0,reason=" + ReasonNoSchedulerProfile})
+		if err != nil || len(evs.Items) == 0 {
+			return false, err
+		}
+		msg = evs.Items[0].Message
+		return evs.Items[0].Type == corev1.EventTypeWarning, nil
+	})
+	for _, want := range []string{`"scheduler-plugins"`, "kubehtc, default-scheduler", "--gang-scheduler-name=kubehtc"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("event message %q does not contain %s", msg, want)
+		}
+	}
+	// A served pod gets no such event.
+	served := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "served", Namespace: ns}, Spec: podTemplate("", "1").Spec}
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, served, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, time.Minute, "pod served Running", func(ctx context.Context) (bool, error) {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, "served", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning, err
+	})
+	evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=served,reason=" + ReasonNoSchedulerProfile})
+	if err != nil || len(evs.Items) != 0 {
+		t.Errorf("served pod: %d NoSchedulerProfile events (%v), want none", len(evs.Items), err)
+	}
+}
+
 func TestKubeconfigWorks(t *testing.T) {
 	requireCluster(t)
 	cfg, err := clientcmd.BuildConfigFromFlags("", cluster.Kubeconfig)
@@ -342,5 +453,14 @@ func TestKubeconfigWorks(t *testing.T) {
 	}
 	if _, err := cs.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{}); err != nil {
 		t.Errorf("listing nodes through the written kubeconfig: %v", err)
+	}
+	// This test binary is not stamped (go test has no -ldflags), yet the apiserver reports the Kubernetes
+	// version it embeds, one that kubectl and client libraries parse.
+	info, err := cs.Discovery().ServerVersion()
+	if err != nil {
+		t.Fatalf("GET /version: %v", err)
+	}
+	if _, err := utilversion.ParseSemantic(info.GitVersion); err != nil || info.GitVersion != version.KubernetesRequired {
+		t.Errorf("server gitVersion %q (parse error: %v), want %s", info.GitVersion, err, version.KubernetesRequired)
 	}
 }

@@ -3,6 +3,7 @@ package localcluster
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -13,9 +14,9 @@ import (
 )
 
 // startKWOK runs KWOK's node and pod controllers for every node annotated kwok.x-k8s.io/node=fake, until ctx
-// is cancelled.
-func startKWOK(ctx context.Context, kubeconfig string, parallelism uint) error {
-	st, err := stages()
+// is cancelled. restartBackOff is the first back-off of a failed container's restart (see stages).
+func startKWOK(ctx context.Context, kubeconfig string, parallelism uint, restartBackOff time.Duration) error {
+	st, err := stages(restartBackOff)
 	if err != nil {
 		return err
 	}
