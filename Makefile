@@ -48,7 +48,7 @@ bench-sim: ## kubehtc sim fast mode: jobs replayed per wall second on the NASA i
 	hack/bench.sh sim
 
 sim: build ## Run the checked-in simulation scenarios (fast mode) into sim-reports/, each checked against its ranges.
-	for s in site-day nasa-ipsc alibaba-gpu; do $(BIN)/kubehtc sim simulations/scenarios/$$s.yaml --out sim-reports/$$s --check || exit 1; done
+	for s in site-day nasa-ipsc alibaba-gpu alibaba-gpuspec20 alibaba-multigpu30; do $(BIN)/kubehtc sim simulations/scenarios/$$s.yaml --out sim-reports/$$s --check || exit 1; done
 
 demo: build ## Run the demo: a mixed site workload on the local cluster, then a summary.
 	$(BIN)/kubehtc demo

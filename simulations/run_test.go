@@ -36,7 +36,7 @@ func TestSmallScenarioInRange(t *testing.T) {
 
 // TestScenariosLoad keeps the checked-in scenarios and range files valid.
 func TestScenariosLoad(t *testing.T) {
-	for _, name := range []string{"small", "site-day", "nasa-ipsc", "alibaba-gpu"} {
+	for _, name := range []string{"small", "site-day", "nasa-ipsc", "alibaba-gpu", "alibaba-gpuspec20", "alibaba-multigpu30"} {
 		if _, err := scenario.Load("scenarios/" + name + ".yaml"); err != nil {
 			t.Error(err)
 		}

@@ -11,6 +11,8 @@ import (
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
+
+	"github.com/kubehtc/kubehtc/scheduler/internal/gpufrag"
 )
 
 // Fragmentation describes how usable the free GPUs of a cluster are.
@@ -50,7 +52,41 @@ func GPUFragmentation(nodes []*v1.Node, pods []*v1.Pod, gpu v1.ResourceName, req
 	return f
 }
 
+// ExpectedFragmentation is the cluster's expected fragmentation (scheduler/internal/gpufrag): the sum over GPU
+// nodes of their free GPUs weighted by the share of the GPU pod classes that could not use them, given the
+// pods bound to them (pods that have finished hold nothing).
+func ExpectedFragmentation(nodes []*v1.Node, pods []*v1.Pod, gpu v1.ResourceName, classes []gpufrag.Class) float64 {
+	type use struct{ gpus, cpu, mem int64 }
+	usedOn := map[string]use{}
+	for _, p := range pods {
+		if p.Spec.NodeName == "" || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+			continue
+		}
+		s := podShape(p, gpu)
+		u := usedOn[p.Spec.NodeName]
+		usedOn[p.Spec.NodeName] = use{u.gpus + s.GPUs, u.cpu + s.MilliCPU, u.mem + s.Memory}
+	}
+	total := 0.0
+	for _, n := range nodes {
+		q, ok := n.Status.Allocatable[gpu]
+		if !ok || q.Value() <= 0 {
+			continue
+		}
+		u := usedOn[n.Name]
+		a := n.Status.Allocatable
+		total += gpufrag.Expected(gpufrag.Node{GPUs: q.Value() - u.gpus, MilliCPU: a.Cpu().MilliValue() - u.cpu,
+			Memory: a.Memory().Value() - u.mem, Model: n.Labels[gpufrag.ModelLabel]}, classes)
+	}
+	return total
+}
+
 var (
+	gpuExpectedGauge = metrics.NewGauge(&metrics.GaugeOpts{
+		Name: "kubehtc_gpu_expected_fragmented_gpus",
+		Help: "Expected fragmented GPUs: free GPUs weighted by the share of the GPU pods seen so far that could not use them " +
+			"(too few GPUs, CPU or memory left beside them, or a GPU model they do not accept; FGD, ATC'23).",
+		StabilityLevel: metrics.ALPHA,
+	})
 	gpuFreeGauge = metrics.NewGauge(&metrics.GaugeOpts{
 		Name:           "kubehtc_gpu_free_gpus",
 		Help:           "GPUs on nodes that no non-terminated pod requests.",
@@ -70,8 +106,8 @@ const fragmentationInterval = 15 * time.Second
 
 // startFragmentationMetric recomputes the GPU gauges from the scheduler's informer caches every
 // fragmentationInterval until ctx ends. Several profiles share one updater.
-func startFragmentationMetric(ctx context.Context, f informers.SharedInformerFactory, gpu v1.ResourceName, request int64) {
-	registerOnce.Do(func() { legacyregistry.MustRegister(gpuFreeGauge, gpuFragmentedGauge) })
+func startFragmentationMetric(ctx context.Context, f informers.SharedInformerFactory, gpu v1.ResourceName, request int64, dist *gpufrag.Distribution) {
+	registerOnce.Do(func() { legacyregistry.MustRegister(gpuFreeGauge, gpuFragmentedGauge, gpuExpectedGauge) })
 	nodeLister := f.Core().V1().Nodes().Lister()
 	podLister := f.Core().V1().Pods().Lister()
 	startOnce.Do(func() {
@@ -97,6 +133,7 @@ func startFragmentationMetric(ctx context.Context, f informers.SharedInformerFac
 				fr := GPUFragmentation(nodes, pods, gpu, request)
 				gpuFreeGauge.Set(float64(fr.Free))
 				gpuFragmentedGauge.Set(float64(fr.Fragmented))
+				gpuExpectedGauge.Set(ExpectedFragmentation(nodes, pods, gpu, dist.Classes()))
 			}
 		}()
 	})

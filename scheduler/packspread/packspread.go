@@ -13,6 +13,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 
 	config "github.com/kubehtc/kubehtc/apis/config/v1alpha1"
+	"github.com/kubehtc/kubehtc/scheduler/internal/gpufrag"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration.
@@ -28,6 +29,9 @@ type PackSpread struct {
 	gpu    v1.ResourceName
 	// cpuWeight and memWeight weigh the allocation fractions; weightSum is their sum (> 0 by validation).
 	cpuWeight, memWeight, weightSum int64
+	// dist is the running distribution of GPU pod shapes seen by this profile (PreEnqueue), which the
+	// fragmentation score weighs.
+	dist *gpufrag.Distribution
 }
 
 var (
@@ -47,10 +51,11 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		gpu:       v1.ResourceName(args.GPUResource),
 		cpuWeight: args.ResourceWeights["cpu"],
 		memWeight: args.ResourceWeights["memory"],
+		dist:      gpufrag.NewDistribution(),
 	}
 	pl.weightSum = pl.cpuWeight + pl.memWeight
 	if f := h.SharedInformerFactory(); f != nil {
-		startFragmentationMetric(ctx, f, pl.gpu, args.FragmentationGPURequest)
+		startFragmentationMetric(ctx, f, pl.gpu, args.FragmentationGPURequest, pl.dist)
 	}
 	return pl, nil
 }
@@ -67,6 +72,10 @@ type preScoreState struct {
 	// For services: replicas of the same owner per node name and per zone.
 	ownerOnNode map[string]int
 	ownerInZone map[string]int
+	// For GPU pods (fragmentation): the pod's shape and the distribution's classes at PreScore.
+	fragmentation bool
+	shape         gpufrag.Shape
+	classes       []gpufrag.Class
 }
 
 // Clone returns the state itself: it is not modified after PreScore.
@@ -81,6 +90,11 @@ func (pl *PackSpread) PreScore(ctx context.Context, cs fwk.CycleState, pod *v1.P
 		milliCPU: req.Cpu().MilliValue(),
 		memory:   req.Memory().Value(),
 		gpus:     podGPUs(pod, pl.gpu),
+	}
+	if usesFragmentation(s.class, s.gpus) {
+		// The pod itself counts (PreEnqueue may not be enabled, e.g. in a profile that only scores).
+		pl.observe(pod)
+		s.fragmentation, s.shape, s.classes = true, podShape(pod, pl.gpu), pl.dist.Classes()
 	}
 	if s.class == config.ClassService {
 		if owner := metav1.GetControllerOf(pod); owner != nil {
@@ -141,8 +155,9 @@ func (pl *PackSpread) Score(ctx context.Context, cs fwk.CycleState, pod *v1.Pod,
 
 	var score int64
 	switch {
-	case s.class == config.ClassGPU && s.gpus > 0:
-		score = pl.gpuBestFit(s, alloc, used, nodeGPUs)
+	case s.fragmentation:
+		// Raw, normalised in NormalizeScore.
+		return pl.gpuFragmentation(s, nodeInfo, alloc, used, nodeGPUs), nil
 	case s.class == config.ClassService:
 		score = pl.serviceSpread(s, alloc, used, nodeInfo.Node())
 	default: // batch, and gpu-class pods that request no GPU
@@ -160,8 +175,8 @@ func (pl *PackSpread) Score(ctx context.Context, cs fwk.CycleState, pod *v1.Pod,
 	return min(max(score, 0), fwk.MaxNodeScore), nil
 }
 
-// ScoreExtensions returns nil: scores are already in [0, MaxNodeScore].
-func (pl *PackSpread) ScoreExtensions() fwk.ScoreExtensions { return nil }
+// ScoreExtensions returns the plugin: GPU pods' fragmentation scores are normalised (NormalizeScore).
+func (pl *PackSpread) ScoreExtensions() fwk.ScoreExtensions { return pl }
 
 // allocatedAfter is the weighted fraction of cpu and memory allocated once the pod is placed, 0-100: the
 // MostAllocated rule, so the node the pod fills best wins.

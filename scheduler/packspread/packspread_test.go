@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	config "github.com/kubehtc/kubehtc/apis/config/v1alpha1"
+	"github.com/kubehtc/kubehtc/scheduler/internal/gpufrag"
 )
 
 const gpu = v1.ResourceName("nvidia.com/gpu")
@@ -75,9 +76,9 @@ func pod(cpu, memGi int64, opts ...podOpt) *v1.Pod {
 	return p
 }
 
-// scores runs PreScore and Score of the plugin, built by a real framework over a snapshot of nodes and
-// existing pods, and returns node name -> score.
-func scores(t *testing.T, args runtime.Object, p *v1.Pod, nodes []*v1.Node, existing []*v1.Pod) map[string]int64 {
+// scores runs PreEnqueue for the pods seen before p, then PreScore, Score and NormalizeScore of the plugin,
+// built by a real framework over a snapshot of nodes and existing pods, and returns node name -> score.
+func scores(t *testing.T, args runtime.Object, p *v1.Pod, nodes []*v1.Node, existing, seen []*v1.Pod) map[string]int64 {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -90,11 +91,16 @@ func scores(t *testing.T, args runtime.Object, p *v1.Pod, nodes []*v1.Node, exis
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, q := range seen {
+		if st := pl.(fwk.PreEnqueuePlugin).PreEnqueue(ctx, q); !st.IsSuccess() {
+			t.Fatalf("PreEnqueue: %v", st)
+		}
+	}
 	state := framework.NewCycleState()
 	if st := pl.(fwk.PreScorePlugin).PreScore(ctx, state, p, tf.BuildNodeInfos(nodes)); !st.IsSuccess() {
 		t.Fatalf("PreScore: %v", st)
 	}
-	out := map[string]int64{}
+	var list fwk.NodeScoreList
 	for _, n := range nodes {
 		ni, err := snapshot.Get(n.Name)
 		if err != nil {
@@ -104,9 +110,36 @@ func scores(t *testing.T, args runtime.Object, p *v1.Pod, nodes []*v1.Node, exis
 		if !st.IsSuccess() {
 			t.Fatalf("Score on %s: %v", n.Name, st)
 		}
-		out[n.Name] = s
+		list = append(list, fwk.NodeScore{Name: n.Name, Score: s})
+	}
+	if ext := pl.(fwk.ScorePlugin).ScoreExtensions(); ext != nil {
+		if st := ext.NormalizeScore(ctx, state, p, list); !st.IsSuccess() {
+			t.Fatalf("NormalizeScore: %v", st)
+		}
+	}
+	out := map[string]int64{}
+	for _, ns := range list {
+		if ns.Score < fwk.MinNodeScore || ns.Score > fwk.MaxNodeScore {
+			t.Errorf("score %d on %s is out of range", ns.Score, ns.Name)
+		}
+		out[ns.Name] = ns.Score
 	}
 	return out
+}
+
+// withModel labels a node with its GPU model.
+func withModel(n *v1.Node, model string) *v1.Node {
+	n.Labels[gpufrag.ModelLabel] = model
+	return n
+}
+
+// onlyModels requires GPU models by node affinity.
+func onlyModels(models ...string) podOpt {
+	return func(p *v1.Pod) {
+		p.Spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &v1.NodeSelector{
+			NodeSelectorTerms: []v1.NodeSelectorTerm{{MatchExpressions: []v1.NodeSelectorRequirement{{Key: gpufrag.ModelLabel, Operator: v1.NodeSelectorOpIn, Values: models}}}},
+		}}}
+	}
 }
 
 func TestScore(t *testing.T) {
@@ -117,7 +150,9 @@ func TestScore(t *testing.T) {
 		pod      *v1.Pod
 		nodes    []*v1.Node
 		existing []*v1.Pod
-		want     map[string]int64
+		// seen are pods the plugin saw before (PreEnqueue): the distribution of GPU shapes.
+		seen []*v1.Pod
+		want map[string]int64
 	}{
 		{
 			name:     "batch packs onto the fuller node",
@@ -190,13 +225,48 @@ func TestScore(t *testing.T) {
 				pod(24, 192, withGPUs(6), onNode("six-used")),
 				pod(16, 128, withGPUs(4), onNode("four-used")),
 			},
+			// Only this pod's shape is known: it fits every node before and after, so the fragmentation gain is 0
+			// everywhere and best fit decides. Raw = 0*128 + bestFit, then min-max onto 0-100:
 			want: map[string]int64{
-				// empty: left 6 -> fit 100*2/8 = 25; alloc (100*4/64=6 + 100*32/512=6)/2 = 6 -> (9*25+6)/10 = 23
-				"empty": 23,
-				// six-used: left 0 -> fit 100; alloc (100*28/64=43 + 100*224/512=43)/2 = 43 -> (900+43)/10 = 94
-				"six-used": 94,
+				// empty: left 6 -> fit 100*2/8 = 25; alloc (100*4/64=6 + 100*32/512=6)/2 = 6 -> (9*25+6)/10 = 23 -> 0
+				"empty": 0,
+				// six-used: left 0 -> fit 100; alloc (100*28/64=43 + 100*224/512=43)/2 = 43 -> (900+43)/10 = 94 -> 100
+				"six-used": 100,
 				// four-used: left 2 -> fit 75; alloc (100*20/64=31 + 100*160/512=31)/2=31 -> (675+31)/10 = 70
-				"four-used": 70,
+				// -> (70-23)*100/(94-23) = 66
+				"four-used": 66,
+			},
+		},
+		{
+			name:     "gpu pod: with 8-GPU pods seen, a 1-GPU pod keeps whole nodes whole",
+			pod:      pod(4, 16, withGPUs(1)),
+			seen:     []*v1.Pod{pod(32, 128, withGPUs(8)), pod(4, 16, withGPUs(1))},
+			nodes:    []*v1.Node{node("whole", "a", 64, 512, 8), node("three-free", "a", 64, 512, 8), node("two-gpu", "a", 16, 64, 2)},
+			existing: []*v1.Pod{pod(20, 80, withGPUs(5), onNode("three-free"))},
+			// Classes: 1 GPU (2/3), 8 GPUs (1/3). Gain = F before - F after, F = free GPUs x share of classes
+			// that do not fit; raw = round(1000*gain)*128 + bestFit.
+			want: map[string]int64{
+				// whole: F 0 -> 7/3; gain -2.333 -> -2333*128 + 11 = -298613 (min) -> 0
+				"whole": 0,
+				// three-free: F 3/3 -> 2/3; gain 0.333 -> 333*128 + (9*75+27)/10=70 = 42694 (max) -> 100
+				"three-free": 100,
+				// two-gpu: F 2/3 -> 1/3; gain 0.333 -> 42624 + (9*50+25)/10=47 = 42671
+				// -> (42671+298613)*100/(42694+298613) = 99
+				"two-gpu": 99,
+			},
+		},
+		{
+			name:  "gpu pod: an unconstrained pod leaves the model that constrained pods need",
+			pod:   pod(4, 16, withGPUs(1)),
+			seen:  []*v1.Pod{pod(4, 16, withGPUs(1), onlyModels("A100"))},
+			nodes: []*v1.Node{withModel(node("a100", "a", 64, 512, 8), "A100"), withModel(node("t4", "a", 64, 512, 8), "T4")},
+			// Classes: 1 GPU any model (1/2), 1 GPU A100 only (1/2). Best fit is 11 on both (left 7 -> fit 12,
+			// alloc 4).
+			want: map[string]int64{
+				// a100: both classes fit before and after: gain 0 -> raw 11 -> 0
+				"a100": 0,
+				// t4: the A100 class never fits: F = 8/2 -> 7/2, gain 0.5 -> 500*128 + 11 -> 100
+				"t4": 100,
 			},
 		},
 		{
@@ -210,7 +280,7 @@ func TestScore(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := scores(t, tc.args, tc.pod, tc.nodes, tc.existing)
+			got := scores(t, tc.args, tc.pod, tc.nodes, tc.existing, tc.seen)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("scores (-want,+got):\n%s", diff)
 			}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,27 +41,36 @@ type Pod struct {
 	Creation int64
 }
 
-// WholeGPUs is what the pod requests from Kubernetes: fractional shares round up to one GPU.
+// WholeGPUs is what the pod requests from Kubernetes: fractional shares round up to one GPU (num_gpu is 1 for
+// them), whole-GPU pods ask for num_gpu.
 func (p Pod) WholeGPUs() int64 { return p.GPUs }
 
+// MilliGPUs is the pod's GPU demand as the ATC'23 paper counts it: num_gpu × gpu_milli.
+func (p Pod) MilliGPUs() int64 { return p.GPUs * p.GPUMilli }
+
+// Columns of the openb lists. A list may carry its columns in any order and more than these; the required
+// ones must be there. Pod lists come in two layouts: the full one (with gpu_spec, qos, phase and times) and a
+// 5-column one (name,cpu_milli,memory_mib,num_gpu,gpu_milli) whose rows are already in arrival order.
 var (
-	nodeHeader = []string{"sn", "cpu_milli", "memory_mib", "gpu", "model"}
-	podHeader  = []string{"name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "gpu_spec", "qos", "pod_phase", "creation_time", "deletion_time", "scheduled_time"}
+	nodeRequired = []string{"sn", "cpu_milli", "memory_mib", "gpu"}
+	nodeOptional = []string{"model"}
+	podRequired  = []string{"name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli"}
+	podOptional  = []string{"gpu_spec", "creation_time"}
 )
 
-// ParseNodes reads a node list. A malformed row is an error naming its line; nothing is guessed.
+// ParseNodes reads a node list. A malformed row is an error naming its line and field; nothing is guessed.
 func ParseNodes(r io.Reader) ([]Node, error) {
 	var out []Node
-	err := readCSV(r, nodeHeader, func(line int, f []string) error {
-		n := Node{Name: f[0], Model: f[4]}
+	err := readCSV(r, nodeRequired, nodeOptional, func(f row) error {
+		n := Node{Name: f.get("sn"), Model: f.get("model")}
 		var err error
-		if n.MilliCPU, err = positive(f[1], "cpu_milli"); err != nil {
+		if n.MilliCPU, err = positive(f.get("cpu_milli"), "cpu_milli"); err != nil {
 			return err
 		}
-		if n.MemoryMiB, err = positive(f[2], "memory_mib"); err != nil {
+		if n.MemoryMiB, err = positive(f.get("memory_mib"), "memory_mib"); err != nil {
 			return err
 		}
-		if n.GPUs, err = nonNegative(f[3], "gpu"); err != nil {
+		if n.GPUs, err = nonNegative(f.get("gpu"), "gpu"); err != nil {
 			return err
 		}
 		if n.Name == "" {
@@ -75,29 +85,36 @@ func ParseNodes(r io.Reader) ([]Node, error) {
 	return out, err
 }
 
-// ParsePods reads a pod list and returns the pods in creation order (stable for equal times).
+// ParsePods reads a pod list in either layout. With a creation_time column the pods are returned in creation
+// order (stable for equal times); without one, in file order, which is then their arrival order.
 func ParsePods(r io.Reader) ([]Pod, error) {
-	var out []Pod
-	err := readCSV(r, podHeader, func(line int, f []string) error {
-		p := Pod{Name: f[0]}
+	var (
+		out   []Pod
+		timed bool
+	)
+	err := readCSV(r, podRequired, podOptional, func(f row) error {
+		p := Pod{Name: f.get("name")}
 		var err error
-		if p.MilliCPU, err = nonNegative(f[1], "cpu_milli"); err != nil {
+		if p.MilliCPU, err = nonNegative(f.get("cpu_milli"), "cpu_milli"); err != nil {
 			return err
 		}
-		if p.MemoryMiB, err = nonNegative(f[2], "memory_mib"); err != nil {
+		if p.MemoryMiB, err = nonNegative(f.get("memory_mib"), "memory_mib"); err != nil {
 			return err
 		}
-		if p.GPUs, err = nonNegative(f[3], "num_gpu"); err != nil {
+		if p.GPUs, err = nonNegative(f.get("num_gpu"), "num_gpu"); err != nil {
 			return err
 		}
-		if p.GPUMilli, err = nonNegative(f[4], "gpu_milli"); err != nil {
+		if p.GPUMilli, err = nonNegative(f.get("gpu_milli"), "gpu_milli"); err != nil {
 			return err
 		}
-		if p.Creation, err = nonNegative(f[8], "creation_time"); err != nil {
-			return err
+		if f.has("creation_time") {
+			timed = true
+			if p.Creation, err = nonNegative(f.get("creation_time"), "creation_time"); err != nil {
+				return err
+			}
 		}
-		if f[5] != "" {
-			p.Models = strings.Split(f[5], "|")
+		if spec := f.get("gpu_spec"); spec != "" {
+			p.Models = strings.Split(spec, "|")
 		}
 		if p.Name == "" {
 			return errors.New("name: empty")
@@ -105,20 +122,56 @@ func ParsePods(r io.Reader) ([]Pod, error) {
 		out = append(out, p)
 		return nil
 	})
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Creation < out[j].Creation })
+	if timed {
+		sort.SliceStable(out, func(i, j int) bool { return out[i].Creation < out[j].Creation })
+	}
 	return out, err
 }
 
-func readCSV(r io.Reader, header []string, row func(line int, f []string) error) error {
+// row is one record with its header's column positions.
+type row struct {
+	col    map[string]int
+	fields []string
+}
+
+func (r row) has(name string) bool { _, ok := r.col[name]; return ok }
+
+// get returns the named column, or "" when the list has no such column.
+func (r row) get(name string) string {
+	if i, ok := r.col[name]; ok {
+		return r.fields[i]
+	}
+	return ""
+}
+
+// readCSV reads the header, checks that every required column is there (the error names the missing ones and
+// the required set), and calls fn for each record with 1-based line numbers in errors.
+func readCSV(r io.Reader, required, optional []string, fn func(row) error) error {
 	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = len(header)
 	cr.ReuseRecord = true
-	got, err := cr.Read()
+	header, err := cr.Read()
 	if err != nil {
 		return fmt.Errorf("reading header: %w", err)
 	}
-	if strings.Join(got, ",") != strings.Join(header, ",") {
-		return fmt.Errorf("header %q, want %q", strings.Join(got, ","), strings.Join(header, ","))
+	col := map[string]int{}
+	for i, name := range header {
+		name = strings.TrimSpace(strings.TrimPrefix(name, "\ufeff"))
+		if _, dup := col[name]; dup {
+			return fmt.Errorf("header: column %q appears twice", name)
+		}
+		if slices.Contains(required, name) || slices.Contains(optional, name) {
+			col[name] = i
+		}
+	}
+	var missing []string
+	for _, name := range required {
+		if _, ok := col[name]; !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("header %q: missing column(s) %s; required: %s (optional: %s)",
+			strings.Join(header, ","), strings.Join(missing, ","), strings.Join(required, ","), strings.Join(optional, ","))
 	}
 	for {
 		f, err := cr.Read()
@@ -129,7 +182,7 @@ func readCSV(r io.Reader, header []string, row func(line int, f []string) error)
 		if err != nil {
 			return fmt.Errorf("line %d: %w", line, err)
 		}
-		if err := row(line, f); err != nil {
+		if err := fn(row{col: col, fields: f}); err != nil {
 			return fmt.Errorf("line %d: %w", line, err)
 		}
 	}

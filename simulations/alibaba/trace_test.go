@@ -20,7 +20,7 @@ func TestParse(t *testing.T) {
 		t.Errorf("pools from the trace are invalid: %v", err)
 	}
 	pods, err := ParsePods(strings.NewReader(strings.Join([]string{
-		strings.Join(podHeader, ","),
+		"name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time",
 		"b,1000,1024,1,460,V100M16|V100M32,LS,Running,20,100,20",
 		"a,2000,2048,0,0,,BE,Running,10,100,10",
 	}, "\n")))
@@ -53,14 +53,61 @@ func TestParseErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ParsePods(strings.NewReader(strings.Join(podHeader, ",") + "\np,1,1,1,1000,,LS,Running,-5,0,0\n")); err == nil || !strings.Contains(err.Error(), "creation_time: -5 is negative") {
-		t.Errorf("negative creation time: %v", err)
+	podCases := []struct{ name, csv, want string }{
+		{"negative creation time", fullHeader + "\np,1,1,1,1000,,LS,Running,-5,0,0\n", "line 2: creation_time: -5 is negative"},
+		{"missing num_gpu", "name,cpu_milli,memory_mib,gpu_milli\np,1,1,1000\n",
+			"missing column(s) num_gpu; required: name,cpu_milli,memory_mib,num_gpu,gpu_milli"},
+		{"missing two", "name,cpu_milli\np,1\n", "missing column(s) memory_mib,num_gpu,gpu_milli"},
+		{"duplicate column", "name,cpu_milli,memory_mib,num_gpu,gpu_milli,num_gpu\np,1,1,1,1000,1\n", `column "num_gpu" appears twice`},
+		{"bad gpu_milli", short + "\np,1,1,1,half\n", `line 2: gpu_milli: "half" is not an integer`},
+		{"empty", "", "reading header"},
+	}
+	for _, tc := range podCases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParsePods(strings.NewReader(tc.csv))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+const (
+	fullHeader = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time"
+	short      = "name,cpu_milli,memory_mib,num_gpu,gpu_milli"
+)
+
+// TestParseLayouts: the 5-column form and a reordered full form read the same pods; without times they keep
+// file order (here deliberately not sorted by name).
+func TestParseLayouts(t *testing.T) {
+	want := []Pod{
+		{Name: "z", MilliCPU: 6000, MemoryMiB: 12288, GPUs: 1, GPUMilli: 460},
+		{Name: "a", MilliCPU: 88000, MemoryMiB: 327680, GPUs: 8, GPUMilli: 1000},
+		{Name: "m", MilliCPU: 4000, MemoryMiB: 8192},
+	}
+	cases := []struct{ name, csv string }{
+		{"five columns", short + "\nz,6000,12288,1,460\na,88000,327680,8,1000\nm,4000,8192,0,0\n"},
+		{"reordered, extra column", "num_gpu,gpu_milli,name,memory_mib,cpu_milli,note\n1,460,z,12288,6000,x\n8,1000,a,327680,88000,y\n0,0,m,8192,4000,z\n"},
+		{"CRLF", strings.ReplaceAll(short+"\nz,6000,12288,1,460\na,88000,327680,8,1000\nm,4000,8192,0,0\n", "\n", "\r\n")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParsePods(strings.NewReader(tc.csv))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("pods (-want,+got):\n%s", diff)
+			}
+		})
 	}
 }
 
 func FuzzParse(f *testing.F) {
 	f.Add("sn,cpu_milli,memory_mib,gpu,model\nn0,64000,262144,8,V100M32\n")
-	f.Add(strings.Join(podHeader, ",") + "\np,1000,1024,1,500,A10|T4,LS,Running,3,9,3\n")
+	f.Add(fullHeader + "\np,1000,1024,1,500,A10|T4,LS,Running,3,9,3\nq,1,1,0,0,,BE,Running,1,9,1\n")
+	f.Add(short + "\np,1000,1024,1,500\nq,2000,1024,2,1000\n")
+	f.Add("gpu_milli,num_gpu,memory_mib,cpu_milli,name\n1000,1,1,1,x\n")
 	f.Fuzz(func(t *testing.T, data string) {
 		if nodes, err := ParseNodes(strings.NewReader(data)); err == nil {
 			// Whatever parses builds valid pools.
@@ -71,11 +118,16 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		if pods, err := ParsePods(strings.NewReader(data)); err == nil {
-			for i := 1; i < len(pods); i++ {
-				if pods[i].Creation < pods[i-1].Creation {
+			for i, p := range pods {
+				if i > 0 && p.Creation < pods[i-1].Creation {
 					t.Fatal("pods not in creation order")
 				}
+				if p.Name == "" || p.MilliCPU < 0 || p.MemoryMiB < 0 || p.WholeGPUs() < 0 || p.MilliGPUs() < 0 {
+					t.Fatalf("parsed an invalid pod %+v", p)
+				}
 			}
+		} else if !strings.Contains(err.Error(), "header") && !strings.Contains(err.Error(), "line ") {
+			t.Fatalf("error names neither the header nor a line: %v", err)
 		}
 	})
 }

@@ -39,6 +39,7 @@ type Recorder struct {
 	fragAt    time.Duration
 	finished  int
 	preempted int
+	gpuCurve  gpuCurve
 }
 
 type wait struct {
@@ -100,6 +101,7 @@ func (r *Recorder) record(t time.Duration, queueChanged bool) {
 // Arrive records a pod's submission.
 func (r *Recorder) Arrive(t time.Duration, p Pod) {
 	r.advance(t)
+	r.gpuCurve.arrive(p.GPUs, r.cur.gpu, r.capacity.GPUs)
 	r.arrived[p.Name] = t
 	r.cur.pending++
 	r.record(t, false)
@@ -226,6 +228,8 @@ type Result struct {
 	// WaitCDF is the sorted wait times (seconds), sampled to at most 400 points, for plots.
 	WaitCDF []float64 `json:"waitCdf"`
 	Series  Series    `json:"series"`
+	// GPUCurve is the GPU allocation ratio against arrived GPU requests (ATC'23's figure), when GPU pods arrived.
+	GPUCurve []GPUPoint `json:"gpuCurve,omitempty"`
 }
 
 // Samples is the number of points of the time series.
@@ -305,6 +309,7 @@ func (r *Recorder) Result(profile, mode string, end time.Duration, jobs int, wal
 	if r.capacity.GPUs > 0 {
 		res.AllocatedAtEnd["gpu"] = frac(float64(r.cur.gpu), r.capacity.GPUs)
 	}
+	res.GPUCurve = r.gpuCurve.result(r.cur.gpu, r.capacity.GPUs)
 	return res
 }
 
@@ -395,6 +400,7 @@ func (res *Result) Flat() map[string]float64 {
 	if res.GPUUnallocatedAtFirstFailure != nil {
 		put("gpu_unallocated_at_first_failure", *res.GPUUnallocatedAtFirstFailure)
 	}
+	putGPUCurve(res.GPUCurve, put)
 	return m
 }
 

@@ -41,6 +41,12 @@ func Write(dir string, res *simulations.Results, checked bool, check []error) er
 			c    *chart
 		}{"shares.svg", shares(res)})
 	}
+	if hasGPUCurve(res) {
+		plots = append(plots, struct {
+			file string
+			c    *chart
+		}{"gpu-allocation.svg", gpuAllocation(res)})
+	}
 	var names []string
 	for _, p := range plots {
 		f, err := os.Create(filepath.Join(dir, p.file))
@@ -170,6 +176,9 @@ func markdown(res *simulations.Results, plots []string, checked bool, check []er
 		if g, ok := r.AllocatedAtEnd["gpu"]; ok {
 			fmt.Fprintf(&b, "\n%s: %.3f of the GPUs allocated at the end.", r.Profile, g)
 		}
+	}
+	if hasGPUCurve(res) {
+		b.WriteString("\n" + gpuCurveTable(res))
 	}
 	b.WriteString("\n\nUtilization is allocated (requested) capacity averaged over the makespan. Wait is submission to start.\n")
 	b.WriteString("Preempted pods were deleted by the scheduler to make room (FairShare reclaim, DefaultPreemption) and not resubmitted.\n")

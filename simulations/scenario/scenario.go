@@ -135,6 +135,21 @@ type Alibaba struct {
 	Pods string `json:"pods"`
 	// MaxPods keeps the first pods (in creation order) only; 0 keeps all.
 	MaxPods int `json:"maxPods,omitempty"`
+	// Sample, when set, replaces the in-order replay by the ATC'23 paper's evaluation: pods drawn from the
+	// list with replacement until the arrived GPU requests reach a fraction of the cluster's GPUs.
+	Sample *AlibabaSample `json:"sample,omitempty"`
+}
+
+// AlibabaSample draws pods from an openb pod list as the paper's simulator (hkust-adsl/
+// kubernetes-scheduler-simulator) inflates its workload: uniformly, with replacement, seeded. Pods that do not
+// fit are skipped (they stay pending; nothing ever finishes), so arrivals continue past the first failure and
+// the report can give the allocation ratio at every level of arrived GPU workload.
+type AlibabaSample struct {
+	// UntilGPUWorkload stops drawing once the arrived GPU requests (whole GPUs, see package alibaba) reach
+	// this fraction of the cluster's GPUs. Default 1.05, a little past capacity as in the paper's figures.
+	UntilGPUWorkload float64 `json:"untilGPUWorkload,omitempty"`
+	// Seed of the draw; 0 takes the scenario's seed.
+	Seed uint64 `json:"seed,omitempty"`
 }
 
 // Generator classes.
@@ -217,6 +232,14 @@ func (s *Scenario) setDefaults() {
 		s.Seed = 1
 	}
 	for _, w := range s.Workloads {
+		if w.Alibaba != nil && w.Alibaba.Sample != nil {
+			if w.Alibaba.Sample.UntilGPUWorkload == 0 {
+				w.Alibaba.Sample.UntilGPUWorkload = 1.05
+			}
+			if w.Alibaba.Sample.Seed == 0 {
+				w.Alibaba.Sample.Seed = s.Seed
+			}
+		}
 		if w.SWF != nil {
 			if w.SWF.CPUPerProcessor == "" {
 				w.SWF.CPUPerProcessor = "1"
@@ -346,6 +369,9 @@ func (w Workload) validate(f string, queues map[string]bool, hasDuration bool) e
 		}
 		if w.Alibaba.MaxPods < 0 {
 			add("alibaba.maxPods", "must not be negative, got %d", w.Alibaba.MaxPods)
+		}
+		if sm := w.Alibaba.Sample; sm != nil && (sm.UntilGPUWorkload <= 0 || sm.UntilGPUWorkload > 10) {
+			add("alibaba.sample.untilGPUWorkload", "must be in (0, 10], got %g", sm.UntilGPUWorkload)
 		}
 	case w.Generate != nil:
 		g := w.Generate

@@ -85,7 +85,7 @@ func Build(s *scenario.Scenario) (*Set, error) {
 		case w.SWF != nil:
 			pods, err = fromSWF(s, w.SWF, f, set.Skipped)
 		case w.Alibaba != nil:
-			pods, err = fromAlibaba(s, w.Alibaba, f)
+			pods, err = fromAlibaba(s, w.Alibaba, gpuCapacity(set.Pools))
 		case w.Generate != nil:
 			pods = generate(w.Generate, f, s.Seed+uint64(i), s.DurationOrZero())
 		}
@@ -157,7 +157,9 @@ func readAlibabaNodes(path string) ([]alibaba.Node, error) {
 
 // fromAlibaba maps openb pods: a fractional GPU share (gpu_milli < 1000) requests one whole GPU, since
 // Kubernetes' device plugins allocate whole devices; gpu_spec becomes a required node affinity on the GPU model.
-func fromAlibaba(s *scenario.Scenario, src *scenario.Alibaba, f string) ([]Pod, error) {
+// Without Sample the list is replayed in order; with it, pods are drawn as src.Sample says (see
+// scenario.AlibabaSample) until their whole-GPU requests reach the fraction of capacityGPUs.
+func fromAlibaba(s *scenario.Scenario, src *scenario.Alibaba, capacityGPUs int64) ([]Pod, error) {
 	file, err := os.Open(s.Resolve(src.Pods))
 	if err != nil {
 		return nil, err
@@ -170,6 +172,12 @@ func fromAlibaba(s *scenario.Scenario, src *scenario.Alibaba, f string) ([]Pod, 
 	if src.MaxPods > 0 && len(ps) > src.MaxPods {
 		ps = ps[:src.MaxPods]
 	}
+	if src.Sample != nil {
+		ps, err = alibaba.Sample(ps, capacityGPUs, src.Sample.UntilGPUWorkload, src.Sample.Seed)
+		if err != nil {
+			return nil, fmt.Errorf("alibaba.sample: %w", err)
+		}
+	}
 	pods := make([]Pod, 0, len(ps))
 	for i, p := range ps {
 		class := "cpu"
@@ -181,8 +189,8 @@ func fromAlibaba(s *scenario.Scenario, src *scenario.Alibaba, f string) ([]Pod, 
 			Queue: "openb",
 			Class: class,
 			Label: map[bool]string{true: "gpu", false: "batch"}[class == "gpu"],
-			// Pods arrive in creation order, one simulated second apart: the replay fills the cluster, it
-			// does not follow the trace's clock.
+			// Pods arrive in order, one simulated second apart: the replay fills the cluster, it does not
+			// follow the trace's clock.
 			Arrival:     time.Duration(i) * time.Second,
 			MilliCPU:    p.MilliCPU,
 			MemoryBytes: p.MemoryMiB << 20,
@@ -191,6 +199,15 @@ func fromAlibaba(s *scenario.Scenario, src *scenario.Alibaba, f string) ([]Pod, 
 		})
 	}
 	return pods, nil
+}
+
+// gpuCapacity is the number of GPUs of the cluster's pools.
+func gpuCapacity(pools localcluster.NodePoolsConfig) int64 {
+	var n int64
+	for _, p := range pools.Pools {
+		n += int64(p.Count) * int64(p.GPUs)
+	}
+	return n
 }
 
 // generate makes a generator's pods; arrivals are exponentially distributed with mean Every.
