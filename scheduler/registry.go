@@ -5,6 +5,7 @@ import (
 
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 
+	"github.com/kubehtc/kubehtc/scheduler/backfill"
 	"github.com/kubehtc/kubehtc/scheduler/fairshare"
 	"github.com/kubehtc/kubehtc/scheduler/gang"
 	"github.com/kubehtc/kubehtc/scheduler/packspread"
@@ -29,5 +30,6 @@ func Registry() []app.Option {
 		app.WithPlugin(queueorder.Name, queueorder.New),
 		app.WithPlugin(gang.Name, gang.New),
 		app.WithPlugin(fairshare.Name, fairshare.New),
+		app.WithPlugin(backfill.Name, backfill.New),
 	}
 }

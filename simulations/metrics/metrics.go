@@ -393,6 +393,8 @@ func (res *Result) Flat() map[string]float64 {
 		put(prefix+"_p50_seconds", p.P50)
 		put(prefix+"_p90_seconds", p.P90)
 		put(prefix+"_p99_seconds", p.P99)
+		// How many of the group's pods started (each started pod has a wait).
+		put(prefix+"_started", float64(p.Count))
 	}
 	if res.ShareDeviation != nil {
 		put("share_deviation", *res.ShareDeviation)

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
+	config "github.com/kubehtc/kubehtc/apis/config/v1alpha1"
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/internal/localcluster"
 	"github.com/kubehtc/kubehtc/simulations/alibaba"
@@ -317,7 +318,9 @@ func (p Pod) Object(profile string, compression float64) *v1.Pod {
 		},
 	}
 	if p.Runtime > 0 {
-		pod.Annotations = map[string]string{localcluster.RuntimeAnnotation: time.Duration(float64(p.Runtime) / compression).String()}
+		// The walltime the job declares: its runtime until traces give a requested time (SWF field 9).
+		rt := time.Duration(float64(p.Runtime) / compression).String()
+		pod.Annotations = map[string]string{localcluster.RuntimeAnnotation: rt, config.WalltimeAnnotation: rt}
 	}
 	if p.Gang != "" {
 		pod.Labels[PodGroupLabel] = p.Gang
