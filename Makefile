@@ -44,7 +44,7 @@ bench-gateway-arc: ## ADL jobs/s accepted over ARC REST (HTTPS, proxy certificat
 bench-lazypull: ## Lazy vs full image pull: start-up time and bytes, containerd + kubehtc-snapshotter (IMAGE_MB=2048; minutes; root).
 	hack/bench-lazypull.sh -image-mb=$(IMAGE_MB)
 
-bench-sim: ## kubehtc sim fast mode: jobs replayed per wall second on the NASA iPSC trace (18k jobs, 128 cores).
+bench-sim: ## kubehtc sim fast mode: jobs per wall second on nasa-ipsc, site-day and grid-week, each profile (BENCH sim ... min_jobs_per_s).
 	hack/bench.sh sim
 
 sim: build ## Run the checked-in simulation scenarios (fast mode) into sim-reports/, each checked against its ranges.

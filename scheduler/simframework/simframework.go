@@ -323,7 +323,19 @@ func (s *Scheduler) Less(a *v1.Pod, aQueued time.Time, b *v1.Pod, bQueued time.T
 	return s.fw.QueueSortFunc()(queued(a, aQueued), queued(b, bQueued))
 }
 
-func queued(p *v1.Pod, t time.Time) *framework.QueuedPodInfo {
+// QueuedPod is a pending pod as the queue-sort plugin sees it (its PodInfo and queue timestamps), built once
+// by Queued so that ordering a long queue does not rebuild it at every comparison as Less does.
+type QueuedPod struct{ info *framework.QueuedPodInfo }
+
+// Queued builds p's QueuedPod; queued is when it entered the queue.
+func (s *Scheduler) Queued(p *v1.Pod, queued time.Time) QueuedPod { return QueuedPod{info: queuedInfo(p, queued)} }
+
+// LessQueued is Less on pods built by Queued.
+func (s *Scheduler) LessQueued(a, b QueuedPod) bool { return s.fw.QueueSortFunc()(a.info, b.info) }
+
+func queued(p *v1.Pod, t time.Time) *framework.QueuedPodInfo { return queuedInfo(p, t) }
+
+func queuedInfo(p *v1.Pod, t time.Time) *framework.QueuedPodInfo {
 	pi, _ := framework.NewPodInfo(p)
 	return &framework.QueuedPodInfo{PodInfo: pi, QueueingParams: framework.QueueingParams{Timestamp: t, InitialAttemptTimestamp: &t}}
 }

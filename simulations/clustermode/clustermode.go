@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
@@ -77,8 +78,8 @@ type Stats struct {
 	EndLateness metrics.Percentiles
 	// LateBehind is the largest lag of a pod creation behind its compressed arrival time.
 	LateBehind time.Duration
-	// Preempted counts running pods deleted during the run (FairShare reclaim, DefaultPreemption); they are
-	// not resubmitted.
+	// Preempted counts running pods deleted during the run (FairShare reclaim, DefaultPreemption); each is
+	// replaced by a new pod with the full runtime.
 	Preempted int
 	// Gangs is the number of gangs submitted; GangsPartlyPlaced of them had some but not all members bound
 	// during the run (a member preempted later still counts as bound).
@@ -164,13 +165,13 @@ func RunStats(ctx context.Context, c *localcluster.Cluster, set *workload.Set, o
 			return
 		}
 		key := pod.Namespace + "/" + pod.Name
+		now := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
 		p := byName[key]
 		if p == nil {
 			return
 		}
-		now := time.Now()
-		mu.Lock()
-		defer mu.Unlock()
 		t := sim(now)
 		if _, ok := bound[key]; pod.Spec.NodeName != "" && !ok {
 			bound[key] = now
@@ -189,8 +190,14 @@ func RunStats(ctx context.Context, c *localcluster.Cluster, set *workload.Set, o
 		o.LabelSelector = RunLabel + "=" + opts.Profile
 	}))
 	inf := factory.Core().V1().Pods().Informer()
-	// A running pod deleted during the run was preempted (FairShare reclaim, DefaultPreemption): it stops
-	// using its resources there and is not resubmitted.
+	// A pod deleted during the run before it finished was preempted (FairShare reclaim, DefaultPreemption): it
+	// stops using its resources there, and its replacement is created at once with the full runtime, as a Job
+	// controller or pilot factory would (resubmit, below).
+	var (
+		resubmit func(p *workload.Pod)
+		resubWG  sync.WaitGroup
+	)
+	defer resubWG.Wait()
 	gone := func(obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
@@ -202,11 +209,25 @@ func RunStats(ctx context.Context, c *localcluster.Cluster, set *workload.Set, o
 		key := pod.Namespace + "/" + pod.Name
 		mu.Lock()
 		defer mu.Unlock()
-		if _, ok := bound[key]; ok && !finished[key] {
-			finished[key] = true
-			tm.Preempted++
-			rec.Preempt(sim(time.Now()), recPod(byName[key]))
+		p := byName[key]
+		if p == nil || finished[key] || ctx.Err() != nil || (opts.Duration > 0 && sim(time.Now()) >= opts.Duration) {
+			return
 		}
+		finished[key] = true
+		if _, ok := bound[key]; ok {
+			tm.Preempted++
+		}
+		rec.Preempt(sim(time.Now()), recPod(p))
+		q := p.Replacement(sim(time.Now()))
+		byName[q.Queue+"/"+q.Name] = &q
+		if q.Runtime > 0 {
+			toFinish++
+		}
+		resubWG.Add(1)
+		go func() {
+			defer resubWG.Done()
+			resubmit(&q)
+		}()
 	}
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: observe, UpdateFunc: func(_, n any) { observe(n) }, DeleteFunc: gone}); err != nil {
 		return nil, tm, err
@@ -217,7 +238,13 @@ func RunStats(ctx context.Context, c *localcluster.Cluster, set *workload.Set, o
 	factory.WaitForCacheSync(stop)
 
 	start = time.Now()
-	if err := replay(ctx, set, opts, start, &tm, func(p *workload.Pod) error {
+	var create func(p *workload.Pod) error
+	resubmit = func(p *workload.Pod) {
+		if err := create(p); err != nil && ctx.Err() == nil {
+			klog.FromContext(ctx).Error(err, "Resubmitting a preempted pod", "pod", klog.KRef(p.Queue, p.Name))
+		}
+	}
+	create = func(p *workload.Pod) error {
 		obj := p.Object(opts.Profile, opts.Compression)
 		obj.UID = ""
 		obj.Labels[RunLabel] = opts.Profile
@@ -234,7 +261,8 @@ func RunStats(ctx context.Context, c *localcluster.Cluster, set *workload.Set, o
 		createLat = append(createLat, time.Since(w).Seconds())
 		mu.Unlock()
 		return nil
-	}, func(p *workload.Pod) error { return objs.podGroup(ctx, p, opts.Profile) }, func(done int) {
+	}
+	if err := replay(ctx, set, opts, start, &tm, create, func(p *workload.Pod) error { return objs.podGroup(ctx, p, opts.Profile) }, func(done int) {
 		if opts.Progress != nil {
 			opts.Progress(done, len(set.Pods), sim(time.Now()))
 		}
@@ -267,7 +295,7 @@ func RunStats(ctx context.Context, c *localcluster.Cluster, set *workload.Set, o
 		fmt.Sprintf("cluster mode at compression %g: event times are measured on the wall clock, about ±%s of simulated time", opts.Compression, time.Duration(opts.Compression*float64(time.Second))),
 		tm.String())
 	if tm.Preempted > 0 {
-		res.Notes = append(res.Notes, fmt.Sprintf("%d running pods were preempted (deleted by the scheduler) and not resubmitted", tm.Preempted))
+		res.Notes = append(res.Notes, fmt.Sprintf("%d running pods were preempted (deleted by the scheduler) and resubmitted", tm.Preempted))
 	}
 	if tm.Gangs > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("%d of %d gangs partly placed (some members bound during the run, not all)", tm.GangsPartlyPlaced, tm.Gangs))

@@ -72,14 +72,16 @@ type Options struct {
 	OnBind func(t time.Duration, p *workload.Pod, node string)
 }
 
+// pending is a pod in the scheduling queue.
 type pending struct {
 	p      *workload.Pod
 	obj    *v1.Pod
 	queued time.Time
-	// tried: the pod failed at the current capacity; only a completion (freed capacity) makes it worth
-	// retrying, as kube-scheduler's queueing hints only requeue it on such events. byFairShare: FairShare
-	// rejected it, so an accounting interval (Queue status update) also requeues it.
-	tried, byFairShare bool
+	info   simframework.QueuedPod
+	// seq is the submission order: among pods the queue-sort plugin ranks equal, the earlier submitted is first.
+	seq uint64
+	// gone: bound, or deleted while it waited at Permit; it stays in its group until the group is compacted.
+	gone bool
 }
 
 type running struct {
@@ -151,9 +153,9 @@ func Run(ctx context.Context, set *workload.Set, opts Options) (*metrics.Result,
 	rec := metrics.NewRecorder(capacity, opts.Targets)
 	// Virtual time maps to a fixed epoch so queue timestamps are reproducible.
 	epoch := simframework.Epoch
-	r := &run{s: s, opts: opts, fr: fr, rec: rec, logger: klog.FromContext(ctx), gated: map[string][]pending{},
-		waiting: map[string]*workload.Pod{}, lastRanks: map[string]int{}, running: map[string]*workload.Pod{},
-		gone: map[string]bool{}, deleted: map[string]bool{}}
+	r := &run{s: s, opts: opts, fr: fr, rec: rec, logger: klog.FromContext(ctx), groups: map[string]*group{},
+		gated: map[string][]*pending{}, waiting: map[string]*pending{}, running: map[string]*boundPod{},
+		gone: map[string]bool{}, freshRanks: fairShare}
 	s.OnEvict(r.evicted)
 	var (
 		next     int
@@ -209,7 +211,7 @@ func Run(ctx context.Context, set *workload.Set, opts Options) (*metrics.Result,
 			p := &set.Pods[next]
 			next++
 			rec.Arrive(r.now, recPod(p))
-			if err := r.submit(ctx, pending{p: p, obj: p.Object(opts.Profile, 1), queued: epoch.Add(r.now)}); err != nil {
+			if err := r.submit(ctx, r.newPending(p)); err != nil {
 				return nil, err
 			}
 			arrived = true
@@ -220,8 +222,22 @@ func Run(ctx context.Context, set *workload.Set, opts Options) (*metrics.Result,
 		if !freed && !arrived && !ticked {
 			continue
 		}
-		if err := r.pass(ctx, freed, ticked, fairShare); err != nil {
+		if err := r.pass(ctx, freed, ticked); err != nil {
 			return nil, err
+		}
+		// Preempted pods come back as new submissions at the same instant; they try themselves.
+		for len(r.resubmit) > 0 {
+			pods := r.resubmit
+			r.resubmit = nil
+			for _, p := range pods {
+				rec.Arrive(r.now, recPod(p))
+				if err := r.submit(ctx, r.newPending(p)); err != nil {
+					return nil, err
+				}
+			}
+			if err := r.pass(ctx, false, false); err != nil {
+				return nil, err
+			}
 		}
 	}
 	end := r.now
@@ -246,24 +262,42 @@ type run struct {
 	rec    *metrics.Recorder
 	logger klog.Logger
 	now    time.Duration
-	// queue are the pods in the scheduling queue, in queue order; gated are those PreEnqueue keeps out, by
-	// gang; waiting are those waiting at Permit, by name.
-	queue   []pending
-	gated   map[string][]pending
-	waiting map[string]*workload.Pod
-	done    completions
+	// groups are the pods in the scheduling queue by shape (see queue.go), in creation order in groupList;
+	// gated are those PreEnqueue keeps out, by gang; waiting are those waiting at Permit, by name.
+	groups    map[string]*group
+	groupList []*group
+	gated     map[string][]*pending
+	waiting   map[string]*pending
+	done      completions
+	seq       uint64
 	// running are the bound pods by key (namespace/name); gone are those of them preempted (their completion
-	// is skipped), deleted the pods preempted while they waited at Permit in the current pass.
-	running map[string]*workload.Pod
+	// is skipped).
+	running map[string]*boundPod
 	gone    map[string]bool
-	deleted map[string]bool
-	// lastRanks are the fair-share ranks (by namespace/user) the queue was last sorted with.
-	lastRanks map[string]int
+	// evictions counts preemptions: a pass brings parked groups back when it changes. resubmit are the
+	// preempted pods to submit again once the pass ends, as their Job or pilot factory would.
+	evictions int
+	resubmit  []*workload.Pod
+	// freshRanks: the profile orders by live fair-share ranks, which change with every binding.
+	freshRanks bool
+}
+
+// boundPod is a running pod and when it started.
+type boundPod struct {
+	p     *workload.Pod
+	start time.Duration
+}
+
+func (r *run) newPending(p *workload.Pod) *pending {
+	obj := p.Object(r.opts.Profile, 1)
+	q := simframework.Epoch.Add(r.now)
+	r.seq++
+	return &pending{p: p, obj: obj, queued: q, info: r.s.Queued(obj, q), seq: r.seq}
 }
 
 // submit hands a new pod to the scheduler and queues it, or holds it while PreEnqueue says so; a gang's first
 // pod creates its PodGroup, and every pod of a gang lets its held members try PreEnqueue again.
-func (r *run) submit(ctx context.Context, e pending) error {
+func (r *run) submit(ctx context.Context, e *pending) error {
 	gang := ""
 	if e.p.Gang != "" {
 		gang = e.obj.Namespace + "/" + e.p.Gang
@@ -307,90 +341,93 @@ func (r *run) submit(ctx context.Context, e pending) error {
 	return nil
 }
 
-// insert puts e into the queue at its place in the profile's order.
-func (r *run) insert(e pending) {
-	i := sort.Search(len(r.queue), func(i int) bool {
-		return r.s.Less(e.obj, e.queued, r.queue[i].obj, r.queue[i].queued)
-	})
-	r.queue = append(r.queue, pending{})
-	copy(r.queue[i+1:], r.queue[i:])
-	r.queue[i] = e
+// insert puts e into its shape's group.
+func (r *run) insert(e *pending) {
+	k := shapeKey(e.p)
+	g := r.groups[k]
+	if g == nil {
+		g = &group{key: k, gang: e.p.Gang != "", idx: -1}
+		r.groups[k] = g
+		r.groupList = append(r.groupList, g)
+	}
+	g.add(r.s, e)
 }
 
-// resort re-sorts the queue when a fair-share rank of a queued pod changed since the last sort.
-func (r *run) resort() {
-	ranks := make(map[string]int, len(r.lastRanks))
-	changed := false
-	for _, e := range r.queue {
-		k := e.obj.Namespace + "/" + e.obj.Labels[kubehtcv1alpha1.UserLabel]
-		if _, ok := ranks[k]; ok {
-			continue
-		}
-		rank := r.s.Rank(e.obj)
-		ranks[k] = rank
-		if last, ok := r.lastRanks[k]; !ok || last != rank {
-			changed = true
-		}
-	}
-	if !changed {
-		return
-	}
-	r.lastRanks = ranks
-	sort.SliceStable(r.queue, func(i, j int) bool {
-		return r.s.Less(r.queue[i].obj, r.queue[i].queued, r.queue[j].obj, r.queue[j].queued)
-	})
-}
+// outcome of one attempt.
+type outcome int
 
-// pass tries the queued pods in order: all of them after a completion (freed), those FairShare rejected after
-// an accounting interval (ticked), and the new ones. Bound pods leave the queue.
-func (r *run) pass(ctx context.Context, freed, ticked, fairShare bool) error {
-	if fairShare {
-		r.resort()
+const (
+	failed outcome = iota
+	failedByFairShare
+	placed
+	waitingAtPermit
+)
+
+// pass tries the queued pods in queue order: all of them after a completion (freed), those FairShare
+// rejected after an accounting interval (ticked), and the new ones. A group whose pod fails is parked for the
+// rest of the pass unless a preemption frees room (see queue.go).
+func (r *run) pass(ctx context.Context, freed, ticked bool) error {
+	h := &passHeap{s: r.s}
+	var visited []*group
+	for _, g := range r.groupList {
+		if g.live == 0 {
+			continue
+		}
+		start := g.untried
+		if freed || (ticked && g.byFairShare) {
+			start = g.head
+		}
+		g.cur, g.parked = g.nextLive(start), false
+		if g.cur < len(g.pods) {
+			h.groups = append(h.groups, g)
+			visited = append(visited, g)
+		}
 	}
-	bound := map[string]bool{}
-	for i := range r.queue {
-		e := &r.queue[i]
-		if bound[e.p.Name] || r.waiting[e.p.Name] != nil || r.deleted[key(e.p)] {
-			continue
+	for i, g := range h.groups {
+		g.idx = i
+	}
+	heap.Init(h)
+	var parked []*group
+	for h.Len() > 0 {
+		g := h.groups[0]
+		i := g.cur
+		e := g.pods[i]
+		evictions := r.evictions
+		out, changed, err := r.try(ctx, e)
+		if err != nil {
+			return err
 		}
-		if e.tried && !freed && !(ticked && e.byFairShare) {
-			continue
-		}
-		e.tried, e.byFairShare = true, false
-		schedule := r.s.Schedule
-		if !r.fr.fits(e.p) {
-			// No node has the free resources: only preemption could place the pod.
-			if !r.s.MayPreempt(e.obj) {
-				if e.p.GPUs > 0 {
-					r.rec.GPUPodUnschedulable(r.now)
-				}
-				continue
-			}
-			schedule = r.s.ScheduleUnfit
-		}
-		pods, err := schedule(ctx, e.obj)
-		var unsched *simframework.UnschedulableError
+		g.cur = g.nextLive(i + 1)
 		switch {
-		case errors.Is(err, simframework.ErrWaiting):
-			r.waiting[e.p.Name] = e.p
-			continue
-		case errors.As(err, &unsched):
-			r.logger.V(5).Info("Unschedulable", "pod", e.p.Name, "reason", err)
-			e.byFairShare = slices.Contains(unsched.Plugins, fairShareName)
-			if e.p.GPUs > 0 {
-				r.rec.GPUPodUnschedulable(r.now)
+		case (out == failed || out == failedByFairShare) && !g.gang:
+			g.byFairShare = out == failedByFairShare
+			g.parked = true
+			heap.Remove(h, g.idx)
+			parked = append(parked, g)
+		case g.cur < len(g.pods):
+			if out == failed || out == failedByFairShare {
+				g.byFairShare = out == failedByFairShare
 			}
-			continue
-		case err != nil:
-			return fmt.Errorf("scheduling %s: %w", e.p.Name, err)
+			heap.Fix(h, g.idx)
+		default:
+			heap.Remove(h, g.idx)
 		}
-		for _, b := range pods {
-			p := e.p
-			if b.Name != e.p.Name {
-				p = r.waiting[b.Name]
+		if r.evictions != evictions {
+			// Room was freed: the parked groups' pods after e may fit now.
+			kept := parked[:0]
+			for _, pg := range parked {
+				pg.cur = pg.after(r.s, e)
+				if pg.cur < len(pg.pods) {
+					pg.parked = false
+					heap.Push(h, pg)
+				} else {
+					kept = append(kept, pg)
+				}
 			}
-			r.bound(p, b)
-			bound[b.Name] = true
+			parked = kept
+		}
+		if changed && r.freshRanks {
+			heap.Init(h) // fair-share ranks may have moved with the binding or preemption
 		}
 	}
 	// Gang members still waiting at Permit are released: their gang did not complete in this pass.
@@ -400,53 +437,132 @@ func (r *run) pass(ctx context.Context, freed, ticked, fairShare bool) error {
 	}
 	for _, b := range pods {
 		r.bound(r.waiting[b.Name], b)
-		bound[b.Name] = true
 	}
 	clear(r.waiting)
-	if len(bound) == 0 && len(r.deleted) == 0 {
-		return nil
-	}
-	kept := r.queue[:0]
-	for _, e := range r.queue {
-		if !bound[e.p.Name] && !r.deleted[key(e.p)] {
-			kept = append(kept, e)
+	for _, g := range visited {
+		g.untried = len(g.pods)
+		if g.head > 0 && g.live < (len(g.pods)-g.head)/2 {
+			g.compact()
 		}
 	}
-	clear(r.deleted)
-	clear(r.queue[len(kept):])
-	r.queue = kept
 	return nil
+}
+
+// after is the index of g's first live pod that the queue orders after e.
+func (g *group) after(s *simframework.Scheduler, e *pending) int {
+	n := len(g.pods) - g.head
+	i := g.head + sort.Search(n, func(k int) bool {
+		p := g.pods[g.head+k]
+		return s.LessQueued(e.info, p.info) || (!s.LessQueued(p.info, e.info) && p.seq > e.seq)
+	})
+	return g.nextLive(i)
+}
+
+// try runs one scheduling attempt for e; changed says whether pods were bound or preempted.
+func (r *run) try(ctx context.Context, e *pending) (outcome, bool, error) {
+	if r.waiting[e.p.Name] != nil {
+		return waitingAtPermit, false, nil
+	}
+	evictions := r.evictions
+	schedule := r.s.Schedule
+	if !r.fr.fits(e.p) {
+		// No node has the free resources: only preemption could place the pod.
+		if !r.s.MayPreempt(e.obj) {
+			if e.p.GPUs > 0 {
+				r.rec.GPUPodUnschedulable(r.now)
+			}
+			return failed, false, nil
+		}
+		schedule = r.s.ScheduleUnfit
+	}
+	pods, err := schedule(ctx, e.obj)
+	var unsched *simframework.UnschedulableError
+	switch {
+	case errors.Is(err, simframework.ErrWaiting):
+		r.waiting[e.p.Name] = e
+		return waitingAtPermit, r.evictions != evictions, nil
+	case errors.As(err, &unsched):
+		r.logger.V(5).Info("Unschedulable", "pod", e.p.Name, "reason", err)
+		if e.p.GPUs > 0 {
+			r.rec.GPUPodUnschedulable(r.now)
+		}
+		if slices.Contains(unsched.Plugins, fairShareName) {
+			return failedByFairShare, r.evictions != evictions, nil
+		}
+		return failed, r.evictions != evictions, nil
+	case err != nil:
+		return failed, false, fmt.Errorf("scheduling %s: %w", e.p.Name, err)
+	}
+	for _, b := range pods {
+		p := e
+		if b.Name != e.p.Name {
+			p = r.waiting[b.Name]
+		}
+		r.bound(p, b)
+	}
+	return placed, true, nil
 }
 
 // fairShareName is the FairShare plugin's name: its rejections are retried at accounting intervals.
 const fairShareName = "FairShare"
 
 // evicted takes a preemption victim off the books: a running pod frees its node and will not complete, a pod
-// that waited at Permit leaves the queue. Neither is resubmitted, as in cluster mode.
+// that waited at Permit leaves the queue. Either is submitted again once the pass ends, under a new name, with
+// its full runtime: a Job controller or a pilot factory replaces a deleted pod.
 func (r *run) evicted(pod *v1.Pod) {
 	k := pod.Namespace + "/" + pod.Name
-	if p := r.running[k]; p != nil && pod.Spec.NodeName != "" {
+	r.evictions++
+	if b := r.running[k]; b != nil && pod.Spec.NodeName != "" {
 		delete(r.running, k)
 		r.gone[k] = true
+		p := b.p
 		r.fr.update(pod.Spec.NodeName, p.MilliCPU, p.MemoryBytes, p.GPUs)
 		r.rec.Preempt(r.now, recPod(p))
+		r.queueResubmit(p)
 		return
 	}
-	if p := r.waiting[pod.Name]; p != nil {
+	if e := r.waiting[pod.Name]; e != nil {
 		delete(r.waiting, pod.Name)
-		r.deleted[k] = true
-		r.rec.Preempt(r.now, recPod(p))
+		r.dequeue(e)
+		r.rec.Preempt(r.now, recPod(e.p))
+		r.queueResubmit(e.p)
 		return
 	}
 	r.logger.Error(nil, "A preemption victim is neither running nor waiting", "pod", klog.KObj(pod))
 }
 
+// queueResubmit makes the replacement of a preempted pod: same job, new name, arriving now.
+func (r *run) queueResubmit(p *workload.Pod) {
+	q := p.Replacement(r.now)
+	r.resubmit = append(r.resubmit, &q)
+}
+
+// dequeue takes e out of its group.
+func (r *run) dequeue(e *pending) {
+	g := r.groups[shapeKey(e.p)]
+	if g == nil {
+		return
+	}
+	if g.cur < len(g.pods) && g.pods[g.cur] == e {
+		g.remove(g.cur)
+		return
+	}
+	for i := g.head; i < len(g.pods); i++ {
+		if g.pods[i] == e && !e.gone {
+			g.remove(i)
+			return
+		}
+	}
+}
+
 func key(p *workload.Pod) string { return p.Queue + "/" + p.Name }
 
 // bound records a binding.
-func (r *run) bound(p *workload.Pod, b *v1.Pod) {
+func (r *run) bound(e *pending, b *v1.Pod) {
+	p := e.p
 	delete(r.waiting, p.Name)
-	r.running[key(p)] = p
+	r.dequeue(e)
+	r.running[key(p)] = &boundPod{p: p, start: r.now}
 	r.fr.update(b.Spec.NodeName, -p.MilliCPU, -p.MemoryBytes, -p.GPUs)
 	r.rec.Bind(r.now, recPod(p))
 	if r.opts.OnBind != nil {

@@ -40,6 +40,9 @@ type Recorder struct {
 	finished  int
 	preempted int
 	gpuCurve  gpuCurve
+	// boundAt is when each running pod started; lost is the milli-CPU·seconds preempted pods had run.
+	boundAt map[string]time.Duration
+	lost    float64
 }
 
 type wait struct {
@@ -66,6 +69,7 @@ func NewRecorder(capacity Capacity, targets map[string]float64) *Recorder {
 		started:  map[string]bool{},
 		queueCPU: map[string]int64{},
 		cpuByQ:   map[string]float64{},
+		boundAt:  map[string]time.Duration{},
 	}
 }
 
@@ -120,6 +124,7 @@ func (r *Recorder) Bind(t time.Duration, p Pod) {
 	r.cur.gpu += p.GPUs
 	r.cur.running++
 	r.queueCPU[p.Queue] += p.MilliCPU
+	r.boundAt[p.Name] = t
 	r.record(t, true)
 }
 
@@ -132,12 +137,14 @@ func (r *Recorder) Finish(t time.Duration, p Pod) {
 	r.cur.running--
 	r.queueCPU[p.Queue] -= p.MilliCPU
 	r.finished++
+	delete(r.boundAt, p.Name)
 	r.record(t, true)
 }
 
 // Preempt records a pod deleted by the scheduler to make room for another (DefaultPreemption, FairShare
-// reclaim): a running pod stops using its resources, a pod not yet running leaves the pending ones. Neither
-// counts as finished; the pod is not resubmitted (a bare pod's deletion is final).
+// reclaim): a running pod stops using its resources (the time it ran is lost work), a pod not yet running
+// leaves the pending ones. Neither counts as finished; a runner that resubmits the job records the
+// replacement's Arrive under a new name.
 func (r *Recorder) Preempt(t time.Duration, p Pod) {
 	r.advance(t)
 	r.preempted++
@@ -151,6 +158,10 @@ func (r *Recorder) Preempt(t time.Duration, p Pod) {
 	r.cur.gpu -= p.GPUs
 	r.cur.running--
 	r.queueCPU[p.Queue] -= p.MilliCPU
+	if at, ok := r.boundAt[p.Name]; ok {
+		r.lost += float64(p.MilliCPU) * (t - at).Seconds()
+		delete(r.boundAt, p.Name)
+	}
 	r.record(t, true)
 }
 
@@ -206,6 +217,11 @@ type Result struct {
 	Finished int `json:"finished"`
 	// Preempted pods were deleted by the scheduler (DefaultPreemption, FairShare reclaim), running or not.
 	Preempted int `json:"preempted"`
+	// LostCoreHours is the run time of preempted pods before their preemption, in core-hours: work thrown
+	// away (their jobs are resubmitted with the full runtime). LostFraction is it over the core-hours
+	// delivered (allocated CPU integrated over the run, lost work included).
+	LostCoreHours float64 `json:"lostCoreHours"`
+	LostFraction  float64 `json:"lostFraction"`
 	// MakespanSeconds is the simulated time from the start to the last event.
 	MakespanSeconds float64 `json:"makespanSeconds"`
 	// WallSeconds is the run's wall-clock time; JobsPerSecond = Jobs / WallSeconds.
@@ -254,6 +270,10 @@ func (r *Recorder) Result(profile, mode string, end time.Duration, jobs int, wal
 		cpu += float64(s.cpu) * dt
 		mem += float64(s.mem) * dt
 		gpu += float64(s.gpu) * dt
+	}
+	res.LostCoreHours = r.lost / 1000 / 3600
+	if cpu > 0 {
+		res.LostFraction = r.lost / cpu
 	}
 	if end > 0 {
 		secs := end.Seconds()
@@ -378,6 +398,8 @@ func (res *Result) Flat() map[string]float64 {
 	put("started", float64(res.Started))
 	put("unstarted", float64(res.Jobs-res.Started))
 	put("preempted", float64(res.Preempted))
+	put("lost_core_hours", res.LostCoreHours)
+	put("lost_fraction", res.LostFraction)
 	put("makespan_seconds", res.MakespanSeconds)
 	for k, v := range res.Utilization {
 		put("utilization_"+k, v)

@@ -181,7 +181,12 @@ func markdown(res *simulations.Results, plots []string, checked bool, check []er
 		b.WriteString("\n" + gpuCurveTable(res))
 	}
 	b.WriteString("\n\nUtilization is allocated (requested) capacity averaged over the makespan. Wait is submission to start.\n")
-	b.WriteString("Preempted pods were deleted by the scheduler to make room (FairShare reclaim, DefaultPreemption) and not resubmitted.\n")
+	b.WriteString("Preempted pods were deleted by the scheduler to make room (FairShare reclaim, DefaultPreemption) and resubmitted\n")
+	b.WriteString("with their full runtime, as a Job controller or pilot factory would; what they had run is lost work:\n")
+	for _, r := range res.Runs {
+		fmt.Fprintf(&b, "%s %.1f lost core-hours (%.2f%% of delivered);", r.Profile, r.LostCoreHours, 100*r.LostFraction)
+	}
+	b.WriteString("\n")
 	b.WriteString("Share deviation is the largest |delivered − target| CPU share over queues.\n\n")
 	for _, p := range plots {
 		fmt.Fprintf(&b, "![%s](%s)\n\n", strings.TrimSuffix(p, ".svg"), p)

@@ -183,6 +183,9 @@ type Generator struct {
 	Runtime metav1.Duration `json:"runtime,omitempty"`
 	// RuntimeJitter spreads runtimes uniformly over Runtime×[1-j, 1+j]; in [0, 1).
 	RuntimeJitter float64 `json:"runtimeJitter,omitempty"`
+	// Walltime is the declared run-time limit of each pod (a batch system's requested walltime), at least the
+	// longest runtime, Runtime×(1+RuntimeJitter). Default: that longest runtime. Not for services.
+	Walltime metav1.Duration `json:"walltime,omitempty"`
 	// Members is the gang size (gang only).
 	Members int `json:"members,omitempty"`
 	// Replicas is the number of pods of each service (service only); with Diurnal, the peak.
@@ -407,6 +410,15 @@ func (w Workload) validate(f string, queues map[string]bool, hasDuration bool) e
 			}
 		} else if g.Runtime.Duration <= 0 {
 			add("generate.runtime", "must be positive, got %v", g.Runtime.Duration)
+		}
+		if g.Walltime.Duration != 0 {
+			longest := time.Duration(float64(g.Runtime.Duration) * (1 + g.RuntimeJitter))
+			switch {
+			case g.Class == ClassService:
+				add("generate.walltime", "not for services (they run until the end)")
+			case g.Walltime.Duration < longest:
+				add("generate.walltime", "must be at least the longest runtime %v (runtime×(1+runtimeJitter)), got %v", longest, g.Walltime.Duration)
+			}
 		}
 		if g.Class == ClassGang && g.Members < 2 {
 			add("generate.members", "a gang needs at least 2 members, got %d", g.Members)

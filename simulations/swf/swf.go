@@ -28,6 +28,8 @@ type Job struct {
 	Wait int64
 	// RunTime is field 4, at least 1 for a usable job.
 	RunTime int64
+	// RequestedTime is field 9, the run-time limit the user declared (walltime), or -1.
+	RequestedTime int64
 	// Processors is the allocated processors (field 5), or the requested ones (field 8) when unknown.
 	Processors int64
 	// MemoryKB is the requested memory per processor (field 10), else the used memory (field 7), or -1.
@@ -150,7 +152,10 @@ func parseJob(s string) (Job, string) {
 		}
 		v[i] = n
 	}
-	j := Job{ID: v[0], Submit: v[1], Wait: v[2], RunTime: v[3], Processors: v[4], Status: v[10], User: v[11], Group: v[12], Queue: v[14]}
+	j := Job{ID: v[0], Submit: v[1], Wait: v[2], RunTime: v[3], RequestedTime: v[8], Processors: v[4], Status: v[10], User: v[11], Group: v[12], Queue: v[14]}
+	if j.RequestedTime <= 0 {
+		j.RequestedTime = -1
+	}
 	if j.Processors <= 0 {
 		j.Processors = v[7]
 	}

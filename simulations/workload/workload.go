@@ -31,6 +31,11 @@ const ClassLabel = kubehtcv1alpha1.ClassLabel
 // PodGroupLabel names a pod's PodGroup; the Gang plugin reads it.
 const PodGroupLabel = schedv1alpha1.PodGroupLabel
 
+// WalltimeAnnotation is a pod's declared run-time limit, a Go duration string: what the user asked the batch
+// system for (SWF field 9, a generator's walltime), which a scheduler may plan with. It is a declaration only:
+// spec.activeDeadlineSeconds is not set, the pod runs for its runtime.
+const WalltimeAnnotation = "kubehtc.io/walltime"
+
 // Pod is one simulated pod.
 type Pod struct {
 	// Name is unique in the run.
@@ -45,6 +50,8 @@ type Pod struct {
 	Arrival time.Duration
 	// Runtime is how long it runs once bound; 0 means until the end of the run.
 	Runtime time.Duration
+	// Walltime is the declared run-time limit (at least Runtime); 0 when none is declared.
+	Walltime time.Duration
 	// MilliCPU, MemoryBytes and GPUs are the requests.
 	MilliCPU, MemoryBytes, GPUs int64
 	// GPUModels restrict the pod to nodes with one of these GPU models (nvidia.com/gpu.product); empty: any.
@@ -54,6 +61,23 @@ type Pod struct {
 	GangSize int
 	// Owner groups the replicas of a service.
 	Owner string
+	// Retry counts the replacements of a preempted pod (0 for the original); Job is the original's name when
+	// Retry > 0.
+	Retry int
+	Job   string
+}
+
+// Replacement is the pod a Job controller or pilot factory submits at t after p was preempted: the same job
+// with its full runtime, named <job>-r<n> for the n-th replacement.
+func (p Pod) Replacement(t time.Duration) Pod {
+	q := p
+	if q.Job == "" {
+		q.Job = p.Name
+	}
+	q.Retry++
+	q.Name = fmt.Sprintf("%s-r%d", q.Job, q.Retry)
+	q.Arrival = t
+	return q
 }
 
 // Set is a scenario's workload and cluster.
@@ -133,7 +157,12 @@ func fromSWF(s *scenario.Scenario, src *scenario.SWF, f string, skipped map[stri
 		case "queue":
 			queue = fmt.Sprintf("q%d", j.Queue)
 		}
+		walltime := time.Duration(j.RunTime) * time.Second
+		if j.RequestedTime > j.RunTime {
+			walltime = time.Duration(j.RequestedTime) * time.Second
+		}
 		pods = append(pods, Pod{
+			Walltime:    walltime,
 			Name:        fmt.Sprintf("swf-%d", j.ID),
 			Queue:       queue,
 			Class:       src.Class,
@@ -235,6 +264,11 @@ func generate(g *scenario.Generator, f string, seed uint64, duration time.Durati
 		}
 		return time.Duration(float64(g.Runtime.Duration) * (1 - g.RuntimeJitter + 2*g.RuntimeJitter*rng.Float64())).Round(time.Second)
 	}
+	walltime := g.Walltime.Duration
+	if walltime == 0 && g.Class != scenario.ClassService {
+		walltime = time.Duration(float64(g.Runtime.Duration) * (1 + g.RuntimeJitter)).Round(time.Second)
+	}
+	base.Walltime = walltime
 	var pods []Pod
 	t := g.Start.Duration
 	for i := range g.Count {
@@ -321,6 +355,13 @@ func (p Pod) Object(profile string, compression float64) *v1.Pod {
 		// The walltime the job declares: its runtime until traces give a requested time (SWF field 9).
 		rt := time.Duration(float64(p.Runtime) / compression).String()
 		pod.Annotations = map[string]string{localcluster.RuntimeAnnotation: rt, config.WalltimeAnnotation: rt}
+	}
+	if w := max(p.Walltime, p.Runtime); w > 0 {
+		// Declared in simulated time, scaled like the runtime; a pod that runs until the end declares none.
+		if pod.Annotations == nil {
+			pod.Annotations = map[string]string{}
+		}
+		pod.Annotations[WalltimeAnnotation] = time.Duration(float64(w) / compression).String()
 	}
 	if p.Gang != "" {
 		pod.Labels[PodGroupLabel] = p.Gang
