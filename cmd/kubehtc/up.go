@@ -11,13 +11,13 @@ import (
 
 func newUpCommand() *cobra.Command {
 	var nodesConfig, dir string
-	var verbosity int
+	var verbosity, realNodes int
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run a local Kubernetes cluster (etcd, apiserver, controllers, kubehtc-scheduler, KWOK nodes) until Ctrl-C",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := localcluster.Options{Dir: dir, Verbosity: verbosity, NodePools: localcluster.DefaultNodePools(), Components: localComponents()}
+			opts := localcluster.Options{Dir: dir, Verbosity: verbosity, NodePools: localcluster.DefaultNodePools(), Components: localComponents(), RealNodes: realNodes}
 			if nodesConfig != "" {
 				pools, err := localcluster.LoadNodePools(nodesConfig)
 				if err != nil {
@@ -52,6 +52,7 @@ Press Ctrl-C to stop.
 	}
 	cmd.Flags().StringVar(&nodesConfig, "nodes-config", "", "node-pool file (YAML); default: CPU pools in 3 zones + a GPU nodegroup")
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for the cluster's data and kubeconfig (kept); default: a temporary directory, removed on exit")
+	cmd.Flags().IntVar(&realNodes, "real-nodes", 0, "real worker nodes (kubelet + containerd; root, see docs/local-cluster.md) next to the simulated ones, labelled kubehtc.io/node-kind=real")
 	cmd.Flags().IntVarP(&verbosity, "v", "v", 0, "log verbosity of the components (their log goes to cluster.log in the cluster directory)")
 	return cmd
 }
