@@ -36,6 +36,9 @@ cache=${XDG_CACHE_HOME:-$HOME/.cache}/kubehtc
 if [ ! -x "$cache/kubelet-$version" ]; then
   echo "ensure-realnode-deps: building the kubelet $version into $cache"
   mkdir -p "$cache"
-  go build -o "$cache/kubelet-$version.tmp" k8s.io/kubernetes/cmd/kubelet
+  minor=${version#v1.}; minor=${minor%%.*}
+  go build -o "$cache/kubelet-$version.tmp" \
+    -ldflags "-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor" \
+    k8s.io/kubernetes/cmd/kubelet
   mv "$cache/kubelet-$version.tmp" "$cache/kubelet-$version"
 fi

@@ -146,6 +146,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   disable_apparmor = true
+  # Without CAP_SYS_RESOURCE (a container, a sandboxed VM) runc cannot lower oom_score_adj below its own
+  # ("nsexec: failed to update /proc/self/oom_score_adj: Permission denied"); clamp to containerd's.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

@@ -191,7 +191,7 @@ func findKubelet(ctx context.Context) (string, error) {
 	}
 	klog.FromContext(ctx).Info("Building the kubelet (once)", "version", kubeletVersion, "output", bin)
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin+".tmp", "k8s.io/kubernetes/cmd/kubelet")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin+".tmp", "-ldflags", versionLDFlags, "k8s.io/kubernetes/cmd/kubelet")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building the kubelet (run in the kubehtc checkout, or set KUBEHTC_KUBELET): %w\n%s", err, out)
 	}
@@ -204,6 +204,10 @@ func findKubelet(ctx context.Context) (string, error) {
 
 // kubeletVersion names the cached kubelet build; it is the k8s.io/kubernetes version in go.mod.
 const kubeletVersion = "v1.37.1"
+
+// versionLDFlags stamp the version a release build has (the module build says v0.0.0-master otherwise), so the
+// node reports kubeletVersion.
+const versionLDFlags = "-X k8s.io/component-base/version.gitVersion=" + kubeletVersion + " -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37"
 
 func isExecutable(p string) bool {
 	st, err := os.Stat(p)
