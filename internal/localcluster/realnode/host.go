@@ -393,3 +393,43 @@ func Check() error {
 	}
 	return nil
 }
+
+// removeUnusedNetns unmounts and removes the network namespaces under the netns directories that did not
+// exist at Start (before) and that no process is in. containerd 1.6 leaves the namespace of a sandbox whose
+// creation failed (it never lists that sandbox again, so RemovePodSandbox cannot reach it); a namespace that
+// a process still uses belongs to someone else and is left alone.
+func removeUnusedNetns(before hostState) error {
+	now, err := snapshotHost()
+	if err != nil {
+		return err
+	}
+	used := map[uint64]bool{}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		if _, err := strconv.Atoi(p.Name()); err != nil {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join("/proc", p.Name(), "ns", "net"), &st) == nil {
+			used[st.Ino] = true
+		}
+	}
+	var errs []error
+	for _, n := range now.netns {
+		if slices.Contains(before.netns, n) {
+			continue
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(n, &st); err != nil || used[st.Ino] {
+			continue
+		}
+		if err := syscall.Unmount(n, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmounting network namespace %s: %w", n, err))
+			continue
+		}
+		if err := os.Remove(n); err != nil {
+			errs = append(errs, fmt.Errorf("removing network namespace %s: %w", n, err))
+		}
+	}
+	return errors.Join(errs...)
+}

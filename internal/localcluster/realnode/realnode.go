@@ -139,6 +139,7 @@ func (s *Nodes) Stop() error {
 		errs = append(errs, s.Nodes[i].stop())
 	}
 	errs = append(errs, s.registry.stop())
+	errs = append(errs, removeUnusedNetns(s.before))
 	errs = append(errs, removeCgroupTree("/kubehtc-"+s.id))
 	errs = append(errs, unmountUnder(s.Dir))
 	if left, err := mountsUnder(s.Dir); err != nil || len(left) > 0 {

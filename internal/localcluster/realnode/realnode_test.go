@@ -142,7 +142,8 @@ func TestRealNodeRegistered(t *testing.T) {
 func TestJobOnRealNode(t *testing.T) {
 	cs, rn := needCluster(t)
 	ctx := t.Context()
-	tmpl := realPod("", rn.BusyboxImage, `echo "hello from $(cat /etc/hostname) pid $$"`)
+	// $$$$ is the shell's $$ after Kubernetes' own $$ escaping: 1, the shell is its PID namespace's init.
+	tmpl := realPod("", rn.BusyboxImage, `echo "hello from $(cat /etc/hostname) pid $$$$"`)
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: "real-job", Namespace: metav1.NamespaceDefault},
 		Spec: batchv1.JobSpec{
