@@ -10,6 +10,7 @@ start=$(date +%s)
 echo "== lint"
 hack/lint.sh
 hack/ensure-lazypull-deps.sh # containerd, runc, fuse3, registry for snapshotter/integration
+hack/ensure-realnode-deps.sh   # containerd, runc, CNI plugins, the kubelet for internal/localcluster/realnode
 bash hack/ensure-arc-client.sh   # the real NorduGrid ARC client for gridgateway/arcrest/integration
 hack/ensure-helm.sh              # the helm CLI for deploy/deploytest (chart rendering)
 echo "== go test ./... (unit + integration + e2e)"

@@ -18,7 +18,7 @@ var upFeatureGates = map[string]bool{"GenericWorkload": true}
 
 func newUpCommand() *cobra.Command {
 	var nodesConfig, dir string
-	var verbosity int
+	var verbosity, realNodes int
 	var gates map[string]bool
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -26,7 +26,7 @@ func newUpCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := localcluster.Options{Dir: dir, Verbosity: verbosity, NodePools: localcluster.DefaultNodePools(), Components: localComponents(),
-				FeatureGates: mergeGates(upFeatureGates, gates)}
+				FeatureGates: mergeGates(upFeatureGates, gates), RealNodes: realNodes}
 			if nodesConfig != "" {
 				pools, err := localcluster.LoadNodePools(nodesConfig)
 				if err != nil {
@@ -65,6 +65,7 @@ Press Ctrl-C to stop.
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for the cluster's data and kubeconfig (kept); default: a temporary directory, removed on exit")
 	cmd.Flags().Var(cliflag.NewMapStringBool(&gates), "feature-gates", "Kubernetes feature gates for every component, as kube-apiserver takes them (A=true,B=false); "+
 		"on top of kubehtc up's defaults ("+cliflag.NewMapStringBool(&upFeatureGates).String()+")")
+	cmd.Flags().IntVar(&realNodes, "real-nodes", 0, "real worker nodes (kubelet + containerd; root, see docs/local-cluster.md) next to the simulated ones, labelled kubehtc.io/node-kind=real")
 	cmd.Flags().IntVarP(&verbosity, "v", "v", 0, "log verbosity of the components (their log goes to cluster.log in the cluster directory)")
 	return cmd
 }

@@ -55,6 +55,8 @@ func startAPIServer(ctx context.Context, dir, etcdURL string, gates map[string]b
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--endpoint-reconciler-type=none",
 		"--authorization-mode=RBAC",
+		// Real nodes (package realnode) are named kubehtc-real-N, which no resolver knows; reach them by IP.
+		"--kubelet-preferred-address-types=InternalIP,Hostname",
 		// As kubeadm and managed clusters run it: the CSI node plugin and the snapshotter installer are
 		// privileged DaemonSets (deploy/charts/kubehtc), which deploy/deploytest applies.
 		"--allow-privileged=true",

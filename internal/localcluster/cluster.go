@@ -28,6 +28,7 @@ import (
 
 	"github.com/kubehtc/kubehtc/deploy/crds"
 	"github.com/kubehtc/kubehtc/internal/version"
+	"github.com/kubehtc/kubehtc/internal/localcluster/realnode"
 	kubehtcscheduler "github.com/kubehtc/kubehtc/scheduler"
 )
 
@@ -61,6 +62,9 @@ type Options struct {
 	// restartPolicy OnFailure pod the first time; it doubles with each restart up to 30 times itself, as the
 	// kubelet's 10 s to 5 min. Whole seconds, at least 1s; 0 means DefaultRestartBackOff (the kubelet's).
 	RestartBackOff time.Duration
+	// RealNodes is the number of real worker nodes (kubelet + containerd, see package realnode) to run next to
+	// the simulated ones; 0 means none. They are labelled realnode.KindLabel=realnode.KindReal.
+	RealNodes int
 }
 
 // Component starts one in-process part of kubehtc (a controller, a webhook server, the gateway) on the local
@@ -95,6 +99,7 @@ type Cluster struct {
 	stopAPIServer  context.CancelFunc
 	stopComponents context.CancelFunc
 	componentsDone []chan error
+	realNodes      *realnode.Nodes
 	goroutines     sync.WaitGroup
 	stopOnce       sync.Once
 	stopErr        error
@@ -223,6 +228,15 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err := c.waitReady(ctx, opts.NodePools.TotalNodes()); err != nil {
 		return c, err
 	}
+	if opts.RealNodes > 0 {
+		if c.realNodes, err = realnode.Start(compCtx, realnode.Options{Dir: filepath.Join(c.Dir, "realnodes"),
+			Kubeconfig: c.Kubeconfig, Count: opts.RealNodes, Verbosity: opts.Verbosity}); err != nil {
+			return c, fmt.Errorf("real nodes: %w", err)
+		}
+		if err := c.waitReady(ctx, opts.NodePools.TotalNodes()+opts.RealNodes); err != nil {
+			return c, fmt.Errorf("real nodes: %w\n%s", err, c.realNodes.LogTail(c.realNodes.Nodes[0].Name+"-kubelet", 20))
+		}
+	}
 	for _, comp := range opts.Components {
 		if err := comp.Start(compCtx, c); err != nil {
 			return c, fmt.Errorf("starting %s: %w", comp.Name, err)
@@ -245,6 +259,9 @@ func (c *Cluster) JSONRESTConfig() *rest.Config {
 	return cfg
 }
 
+// RealNodes returns the running real nodes (Options.RealNodes), nil when there are none.
+func (c *Cluster) RealNodes() *realnode.Nodes { return c.realNodes }
+
 // Client returns a typed client of the cluster.
 func (c *Cluster) Client() kubernetes.Interface { return c.client }
 
@@ -263,6 +280,10 @@ func (c *Cluster) Go(f func()) {
 func (c *Cluster) Stop() error {
 	c.stopOnce.Do(func() {
 		var errs []error
+		// Real nodes first: their kubelets still report to the apiserver while they stop their pods.
+		if c.realNodes != nil {
+			errs = append(errs, c.realNodes.Stop())
+		}
 		if c.stopComponents != nil {
 			c.stopComponents()
 		}

@@ -23,6 +23,9 @@ var controllerNames = []string{
 	names.ServiceAccountController,
 	names.TTLAfterFinishedController,
 	names.PodGarbageCollectorController,
+	// kube-root-ca.crt in every namespace: the kubelet of a real node mounts it into each pod's
+	// service-account volume and waits for it.
+	names.RootCACertificatePublisherController,
 }
 
 // startControllers runs the kube-controller-manager controllers in process until ctx is cancelled. It
