@@ -27,8 +27,8 @@ import (
 	kwoklog "sigs.k8s.io/kwok/pkg/log"
 
 	"github.com/kubehtc/kubehtc/deploy/crds"
-	"github.com/kubehtc/kubehtc/internal/version"
 	"github.com/kubehtc/kubehtc/internal/localcluster/realnode"
+	"github.com/kubehtc/kubehtc/internal/version"
 	kubehtcscheduler "github.com/kubehtc/kubehtc/scheduler"
 )
 
