@@ -41,6 +41,9 @@ func newUpCommand() *cobra.Command {
 				return err
 			}
 			defer c.Stop()
+			if rn := c.RealNodes(); rn != nil {
+				fmt.Fprintf(out, "Real nodes (label kubehtc.io/node-kind=real): %d, images from %s (busybox: %s)\n", len(rn.Nodes), rn.Registry, rn.BusyboxImage)
+			}
 			fmt.Fprintf(out, `Local cluster ready in %s: %d nodes (%s).
 
   export KUBECONFIG=%s

@@ -150,8 +150,9 @@ func (s *Nodes) Stop() error {
 	return errors.Join(errs...)
 }
 
-// Leftovers lists what the nodes made on the host and is still there: mounts under Dir, network devices
-// (the bridges and veths), network namespaces and cgroups that did not exist at Start. Empty after a
+// Leftovers lists what the nodes made on the host and is still there: mounts under Dir, and network devices
+// (the bridges and veths), network namespaces and their mounts, iptables chains and rules, and cgroups that
+// did not exist at Start. Empty after a
 // successful Stop.
 func (s *Nodes) Leftovers() ([]string, error) {
 	now, err := snapshotHost()
