@@ -9,13 +9,15 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 )
 
 const (
 	// CVMFSAnnotation lists CVMFS repositories, separated by commas: "atlas.cern.ch,sft.cern.ch".
-	CVMFSAnnotation = "kubehtc.io/cvmfs"
+	CVMFSAnnotation = kubehtcv1alpha1.CVMFSAnnotation
 	// EOSAnnotation lists EOS paths, separated by commas: "/eos/atlas,/eos/user/j/jdoe".
-	EOSAnnotation = "kubehtc.io/eos"
+	EOSAnnotation = kubehtcv1alpha1.EOSAnnotation
 
 	// DefaultCVMFSDriver is CERN's cvmfs-csi driver, the one most sites already run. kubehtc's own driver
 	// accepts the same volume attributes, so Options.CVMFSDriver may name either.

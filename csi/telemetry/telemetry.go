@@ -15,13 +15,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
+
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 )
 
 const (
 	// CVMFSAnnotation lists the repositories mounted into pods on the node, comma-separated and sorted.
-	CVMFSAnnotation = "csi.kubehtc.io/mounted-cvmfs"
+	CVMFSAnnotation = kubehtcv1alpha1.MountedCVMFSAnnotation
 	// EOSAnnotation lists the EOS paths mounted into pods on the node.
-	EOSAnnotation = "csi.kubehtc.io/mounted-eos"
+	EOSAnnotation = kubehtcv1alpha1.MountedEOSAnnotation
 	// DefaultInterval is how often Run reports.
 	DefaultInterval = 30 * time.Second
 )

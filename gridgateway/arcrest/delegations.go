@@ -20,6 +20,7 @@ import (
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/gridgateway/auth"
 	"github.com/kubehtc/kubehtc/gridgateway/translate"
 )
@@ -30,13 +31,13 @@ import (
 // chain), which jobs mount. A renewal keeps the old credential usable until the new chain arrives.
 const (
 	// DelegationLabel marks delegation Secrets.
-	DelegationLabel = "arc.kubehtc.io/delegation"
+	DelegationLabel = kubehtcv1alpha1.DelegationLabel
 	// delegationOwnerAnnotation holds the full owner key (the label is a hash).
-	delegationOwnerAnnotation = "arc.kubehtc.io/owner"
+	delegationOwnerAnnotation = kubehtcv1alpha1.DelegationOwnerAnnotation
 	// DelegationExpiresAnnotation is the expiry of the stored proxy (RFC 3339).
-	DelegationExpiresAnnotation = "arc.kubehtc.io/expires"
+	DelegationExpiresAnnotation = kubehtcv1alpha1.DelegationExpiresAnnotation
 	// DelegationDNAnnotation is the EEC DN of the stored proxy.
-	DelegationDNAnnotation = "arc.kubehtc.io/dn"
+	DelegationDNAnnotation = kubehtcv1alpha1.DelegationDNAnnotation
 	// PendingKeyKey is the Secret key of the private key waiting for its signed certificate.
 	PendingKeyKey = "pending-key"
 	// MaxChainBytes bounds a delegated chain.

@@ -20,17 +20,18 @@ import (
 
 // Labels and well-known names of the objects built here.
 const (
-	// QueueLabel carries the site queue of a Pod (read by kubehtc's fair-share ordering).
-	QueueLabel = "kubehtc.io/queue"
+	// QueueLabel carries the site queue of a GridJob and its Pod (not the fair-share Queue, which comes from
+	// the namespace).
+	QueueLabel = kubehtcv1alpha1.SiteQueueLabel
 	// UserLabel carries the owner of a Pod, derived from the token subject or certificate DN.
-	UserLabel = "kubehtc.io/user"
+	UserLabel = kubehtcv1alpha1.UserLabel
 	// ClassLabel is the workload class; grid jobs are batch.
-	ClassLabel = "kubehtc.io/class"
+	ClassLabel = kubehtcv1alpha1.ClassLabel
 	// GridJobLabel names the GridJob of a Pod, Secret or ConfigMap.
-	GridJobLabel = "kubehtc.io/gridjob"
+	GridJobLabel = kubehtcv1alpha1.GridJobLabel
 	// OwnerLabel is a hash of the owner identity on a GridJob, so that the gateway lists one owner's jobs
 	// with a label selector.
-	OwnerLabel = "kubehtc.io/owner"
+	OwnerLabel = kubehtcv1alpha1.OwnerLabel
 
 	// CredentialKey is the key of the credential in its Secret.
 	CredentialKey = "credential"
@@ -50,8 +51,8 @@ const (
 	// The simulation annotations of the local cluster (internal/localcluster/stages.go). With
 	// PodOptions.Simulation, the description's environment variables SimRuntimeEnv and SimExitCodeEnv
 	// become these annotations, so that simulated pilots run for a while and end as asked.
-	simRuntimeAnnotation  = "sim.kubehtc.io/runtime"
-	simExitCodeAnnotation = "sim.kubehtc.io/exit-code"
+	simRuntimeAnnotation  = kubehtcv1alpha1.RuntimeAnnotation
+	simExitCodeAnnotation = kubehtcv1alpha1.ExitCodeAnnotation
 	// SimRuntimeEnv sets a simulated job's run time (a Go duration).
 	SimRuntimeEnv = "KUBEHTC_SIM_RUNTIME"
 	// SimExitCodeEnv sets a simulated job's exit code.
@@ -93,7 +94,7 @@ type PodOptions struct {
 // rather than to the inputs ConfigMap (the ARC REST interface), and whether all have arrived: the
 // controller creates the Pod only once it is SessionInputsReady.
 const (
-	SessionInputsAnnotation = "kubehtc.io/session-inputs"
+	SessionInputsAnnotation = kubehtcv1alpha1.SessionInputsAnnotation
 	SessionInputsPending    = "pending"
 	SessionInputsReady      = "ready"
 )
@@ -173,7 +174,7 @@ func Pod(gj *kubehtcv1alpha1.GridJob, opts PodOptions) (*corev1.Pod, error) {
 		res[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(d.DiskMiB<<20, resource.BinarySI)
 	}
 	if d.GPUs > 0 {
-		res["nvidia.com/gpu"] = *resource.NewQuantity(int64(d.GPUs), resource.DecimalSI)
+		res[kubehtcv1alpha1.GPUResource] = *resource.NewQuantity(int64(d.GPUs), resource.DecimalSI)
 	}
 	session := corev1.Volume{Name: "session", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
 	sessionMount := corev1.VolumeMount{Name: "session", MountPath: SessionDir}

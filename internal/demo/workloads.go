@@ -13,15 +13,16 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/internal/localcluster"
 	"github.com/kubehtc/kubehtc/scheduler"
 )
 
 // ClassLabel is the workload-class label kubehtc's scheduler reads; the demo sets it explicitly.
-const ClassLabel = "kubehtc.io/class"
+const ClassLabel = kubehtcv1alpha1.ClassLabel
 
 // demoLabel marks every object the demo creates.
-const demoLabel = "demo.kubehtc.io/part"
+const demoLabel = kubehtcv1alpha1.DemoPartLabel
 
 // Workload is one part of the demo's load.
 type Workload interface {

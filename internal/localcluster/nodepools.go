@@ -11,18 +11,20 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
+
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 )
 
 // Labels set on every simulated node.
 const (
 	// PoolLabel names the node pool a node belongs to.
-	PoolLabel = "kubehtc.io/pool"
+	PoolLabel = kubehtcv1alpha1.PoolLabel
 	// ZoneLabel is the well-known topology zone label.
 	ZoneLabel = corev1.LabelTopologyZone
 	// GPUModelLabel carries the GPU model of GPU nodes (the label NVIDIA's GPU feature discovery sets).
-	GPUModelLabel = "nvidia.com/gpu.product"
+	GPUModelLabel = kubehtcv1alpha1.GPUModelLabel
 	// GPUResource is the extended resource GPU nodes advertise.
-	GPUResource corev1.ResourceName = "nvidia.com/gpu"
+	GPUResource = kubehtcv1alpha1.GPUResource
 	// kwokNodeAnnotation marks nodes that KWOK manages.
 	kwokNodeAnnotation = "kwok.x-k8s.io/node"
 )

@@ -7,16 +7,18 @@ import (
 	podfast "sigs.k8s.io/kwok/kustomize/stage/pod/fast"
 	"sigs.k8s.io/kwok/pkg/apis/internalversion"
 	kwokconfig "sigs.k8s.io/kwok/pkg/config"
+
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 )
 
 // Annotations that drive a simulated pod's life.
 const (
 	// RuntimeAnnotation is how long a pod runs once Running, as a Go duration ("90s", "2h"). A pod without it
 	// runs until deleted, like a web service.
-	RuntimeAnnotation = "sim.kubehtc.io/runtime"
+	RuntimeAnnotation = kubehtcv1alpha1.RuntimeAnnotation
 	// ExitCodeAnnotation makes a pod end with this exit code after its runtime (immediately without one):
 	// Failed for a non-zero code, Succeeded for "0". Junk parses as 0.
-	ExitCodeAnnotation = "sim.kubehtc.io/exit-code"
+	ExitCodeAnnotation = kubehtcv1alpha1.ExitCodeAnnotation
 )
 
 // podSucceedStage finishes pods that have a runtime and no exit code: Succeeded, exit code 0, once the

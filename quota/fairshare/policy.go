@@ -21,9 +21,9 @@ const (
 // 4 GiB of memory, an eighth of a GPU (a GPU is worth 8 cores).
 func DefaultCoreEquivalents() corev1.ResourceList {
 	return corev1.ResourceList{
-		corev1.ResourceCPU:    resource.MustParse("1"),
-		corev1.ResourceMemory: resource.MustParse("4Gi"),
-		"nvidia.com/gpu":      resource.MustParse("125m"),
+		corev1.ResourceCPU:          resource.MustParse("1"),
+		corev1.ResourceMemory:       resource.MustParse("4Gi"),
+		kubehtcv1alpha1.GPUResource: resource.MustParse("125m"),
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/internal/localcluster"
 	"github.com/kubehtc/kubehtc/simulations/metrics"
 	"github.com/kubehtc/kubehtc/simulations/scenario"
@@ -36,7 +37,7 @@ import (
 )
 
 // RunLabel marks every pod of a cluster-mode run.
-const RunLabel = "sim.kubehtc.io/run"
+const RunLabel = kubehtcv1alpha1.SimRunLabel
 
 // Options of one run.
 type Options struct {

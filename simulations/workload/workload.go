@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/internal/localcluster"
 	"github.com/kubehtc/kubehtc/simulations/alibaba"
 	"github.com/kubehtc/kubehtc/simulations/scenario"
@@ -24,7 +25,7 @@ import (
 )
 
 // ClassLabel is the workload-class label kubehtc's PackSpread plugin reads.
-const ClassLabel = "kubehtc.io/class"
+const ClassLabel = kubehtcv1alpha1.ClassLabel
 
 // PodGroupLabel names a pod's PodGroup; the Gang plugin reads it.
 const PodGroupLabel = schedv1alpha1.PodGroupLabel

@@ -10,12 +10,14 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 )
 
 // Default values of PackSpreadArgs.
 const (
-	DefaultClassLabel              = "kubehtc.io/class"
-	DefaultGPUResource             = "nvidia.com/gpu"
+	DefaultClassLabel              = kubehtcv1alpha1.ClassLabel
+	DefaultGPUResource             = string(kubehtcv1alpha1.GPUResource)
 	DefaultGPUNodePenalty          = 100
 	DefaultNodeSpreadWeight        = 4
 	DefaultZoneSpreadWeight        = 2

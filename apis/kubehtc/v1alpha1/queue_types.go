@@ -10,13 +10,6 @@ import (
 // settings, so the quota controller and the scheduler read them from the same object and cannot disagree.
 const RootQueueName = "root"
 
-// QueueLabel is the namespace label that names the leaf Queue of the namespace's pods.
-const QueueLabel = "kubehtc.io/queue"
-
-// UserLabel is the pod label that names the pod's user inside its leaf Queue; pods without it belong to the
-// user named after their namespace.
-const UserLabel = "kubehtc.io/user"
-
 // Condition types of a Queue.
 const (
 	// QueueConditionAccounted is True when the quota controller accounted the queue in its last interval.

@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 )
 
 // PodGroups is the PodGroup resource.
@@ -78,8 +80,8 @@ func (s Spec) Pod(i int) *v1.Pod {
 	req := v1.ResourceList{v1.ResourceCPU: resource.MustParse(s.CPU), v1.ResourceMemory: resource.MustParse(mem)}
 	limits := v1.ResourceList{}
 	if s.GPUs > 0 {
-		req["nvidia.com/gpu"] = *resource.NewQuantity(s.GPUs, resource.DecimalSI)
-		limits["nvidia.com/gpu"] = *resource.NewQuantity(s.GPUs, resource.DecimalSI)
+		req[kubehtcv1alpha1.GPUResource] = *resource.NewQuantity(s.GPUs, resource.DecimalSI)
+		limits[kubehtcv1alpha1.GPUResource] = *resource.NewQuantity(s.GPUs, resource.DecimalSI)
 	}
 	sched := s.SchedulerName
 	if sched == "" {
@@ -89,7 +91,7 @@ func (s Spec) Pod(i int) *v1.Pod {
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: s.Namespace,
 			Name:      fmt.Sprintf("%s-%d", s.Name, i),
-			Labels:    map[string]string{schedv1alpha1.PodGroupLabel: s.Name, "kubehtc.io/class": "batch"},
+			Labels:    map[string]string{schedv1alpha1.PodGroupLabel: s.Name, kubehtcv1alpha1.ClassLabel: "batch"},
 		},
 		Spec: v1.PodSpec{
 			SchedulerName: sched,
@@ -98,10 +100,10 @@ func (s Spec) Pod(i int) *v1.Pod {
 		},
 	}
 	if s.GPUs > 0 {
-		p.Labels["kubehtc.io/class"] = "gpu"
+		p.Labels[kubehtcv1alpha1.ClassLabel] = "gpu"
 	}
 	if s.Runtime > 0 {
-		p.Annotations = map[string]string{"sim.kubehtc.io/runtime": s.Runtime.String()}
+		p.Annotations = map[string]string{kubehtcv1alpha1.RuntimeAnnotation: s.Runtime.String()}
 	}
 	return p
 }
