@@ -23,20 +23,14 @@ import (
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 )
 
-// Names this controller sets on Pods and reads from Nodes and GridJobs.
+// Names this controller sets on Pods and reads from Nodes and GridJobs (defined in apis/kubehtc/v1alpha1).
 const (
-	// Finalizer keeps a Pod of a queue that was bound to a node until its record is staged.
-	Finalizer = "apel.kubehtc.io/record"
-	// AccountedAnnotation on a Pod says its accounting is done: the record's EndTime (Unix seconds), or
-	// "not-run" for a Pod that never ran.
-	AccountedAnnotation = "apel.kubehtc.io/accounted"
-	// CPUSourceAnnotation says where the record's CpuDuration came from: "measured" (the node's kubelet
-	// reported the container's CPU usage) or "estimated" (wall time × cores).
-	CPUSourceAnnotation = "apel.kubehtc.io/cpu-source"
-	// FQANAnnotation on a GridJob is the submitter's primary VOMS FQAN, when the gateway knew it.
-	FQANAnnotation = "apel.kubehtc.io/fqan"
-	// BenchmarkLabel on a Node is its HEPscore23 per core (e.g. "17.5"); the record's ServiceLevel.
-	BenchmarkLabel = "kubehtc.io/hepscore23"
+	Finalizer           = kubehtcv1alpha1.APELFinalizer
+	AccountedAnnotation = kubehtcv1alpha1.APELAccountedAnnotation
+	CPUSourceAnnotation = kubehtcv1alpha1.APELCPUSourceAnnotation
+	FQANAnnotation      = kubehtcv1alpha1.FQANAnnotation
+	// BenchmarkLabel on a Node is its HEPscore23 per core; the record's ServiceLevel.
+	BenchmarkLabel = kubehtcv1alpha1.HEPscore23Label
 	notRun         = "not-run"
 )
 
@@ -133,10 +127,15 @@ func (a *Accountant) SetupWithManager(mgr ctrl.Manager) error {
 // Spool is the accounting directory (after SetupWithManager).
 func (a *Accountant) Spool() *Spool { return a.spool }
 
-// queueOf returns the Pod's queue: its label kubehtc.io/queue, else its namespace's.
+// queueOf returns the Pod's queue: a GridJob's Pod is in its site queue (kubehtc.io/site-queue, the
+// GridJob's spec.queue overrides it in the record), any other Pod in its namespace's fair-share queue
+// (kubehtc.io/queue on the Namespace).
 func (a *Accountant) queueOf(ctx context.Context, pod *corev1.Pod) (string, error) {
-	if q := pod.Labels[kubehtcv1alpha1.QueueLabel]; q != "" {
-		return q, nil
+	if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == "GridJob" {
+		if q := kubehtcv1alpha1.SiteQueueOf(pod.Labels); q != "" {
+			return q, nil
+		}
+		return ref.Name, nil // a GridJob's Pod is a grid job whatever its labels
 	}
 	var ns corev1.Namespace
 	if err := a.Client.Get(ctx, client.ObjectKey{Name: pod.Namespace}, &ns); err != nil {
@@ -348,7 +347,7 @@ func (a *Accountant) gridJob(ctx context.Context, pod *corev1.Pod) (*kubehtcv1al
 	if err := a.Client.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: ref.Name}, &gj); apierrors.IsNotFound(err) {
 		// Cleaned before its Pod: account what the Pod says, as a grid job of the owner's VO.
 		return &kubehtcv1alpha1.GridJob{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: ref.Name},
-			Spec: kubehtcv1alpha1.GridJobSpec{VO: pod.Namespace, Queue: pod.Labels[kubehtcv1alpha1.QueueLabel],
+			Spec: kubehtcv1alpha1.GridJobSpec{VO: pod.Namespace, Queue: kubehtcv1alpha1.SiteQueueOf(pod.Labels),
 				Description: kubehtcv1alpha1.GridJobDescription{Cores: int32(podCores(pod))}}}, nil
 	} else if err != nil {
 		return nil, err
