@@ -101,3 +101,28 @@ func TestJSONShapesThroughTheServer(t *testing.T) {
 		t.Errorf("XML listing: %s", rec.Body.String())
 	}
 }
+
+// Bulk submission: a cap per request (413 beyond, saying so), one item per description in order with its
+// own error, and each job keeping only its own description.
+func TestBulkSubmission(t *testing.T) {
+	f := newFixture(t)
+	user := caller{chain: f.certs.userProxy}
+	tooMany := "+" + strings.Repeat(`(&(executable="/bin/true"))`, DefaultMaxJobsPerRequest+1)
+	if rec := f.do(user, "POST", APIPath+"/jobs?action=new", tooMany); rec.Code != 413 ||
+		!strings.Contains(rec.Body.String(), "1001 job descriptions in one request, at most 1000") {
+		t.Errorf("%d descriptions: %d %s, want 413 naming the cap", DefaultMaxJobsPerRequest+1, rec.Code, rec.Body.String())
+	}
+	body := `+(&(executable="/bin/true")(jobname="first"))(&(executable="/bin/true")(count=))(&(executable="/bin/true")(jobname="third"))`
+	rec := f.do(user, "POST", APIPath+"/jobs?action=new", body)
+	d := decodeJobs(t, rec)
+	if rec.Code != 201 || len(d.Jobs) != 3 || d.Jobs[0].Code != 201 || d.Jobs[1].Code != 500 || d.Jobs[2].Code != 201 ||
+		!strings.Contains(d.Jobs[1].Reason, "count") {
+		t.Fatalf("bulk with one bad description: %d %s, want items 201, 500 (naming count), 201", rec.Code, rec.Body.String())
+	}
+	for i, want := range map[int]string{0: `&(executable="/bin/true")(jobname="first")`, 2: `&(executable="/bin/true")(jobname="third")`} {
+		got := f.do(user, "GET", APIPath+"/jobs/"+d.Jobs[i].ID+"/diagnose/description", "")
+		if strings.TrimSpace(got.Body.String()) != want {
+			t.Errorf("job %d stored description %q, want only its own %q", i, got.Body.String(), want)
+		}
+	}
+}

@@ -45,11 +45,13 @@ func startAccountant(t *testing.T, opts apel.Options) (a *apel.Accountant, stop 
 	return a, func() { cancel(); <-done }
 }
 
-func batchPod(ns, name, runtime string, cpu string) *corev1.Pod {
+// batchPod is a plain Pod bound to node directly (no fair-share Queue exists in this test cluster for the
+// scheduler to admit it into); node "" leaves it to a scheduler and pending.
+func batchPod(ns, name, runtime, cpu, node string) *corev1.Pod {
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{kubehtcv1alpha1.UserLabel: "alice"}},
 		Spec: corev1.PodSpec{
-			SchedulerName: "kubehtc", RestartPolicy: corev1.RestartPolicyNever,
+			SchedulerName: "kubehtc", RestartPolicy: corev1.RestartPolicyNever, NodeName: node,
 			Containers: []corev1.Container{{Name: "main", Image: "busybox", Resources: corev1.ResourceRequirements{
 				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse("100Mi")},
 				Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse("100Mi")}}}},
@@ -95,6 +97,7 @@ func TestAPELAccountsEachJobOnceAcrossRestarts(t *testing.T) {
 			}
 		}
 	}
+	batchNode := nodes.Items[len(nodes.Items)-1].Name
 	dir := t.TempDir()
 	opts := apel.Options{Dir: dir, Site: "KUBEHTC-TEST", SubmitHost: "ce.example.org:443/kubehtc", DefaultBenchmark: 10,
 		FlushInterval: 300 * time.Millisecond}
@@ -125,8 +128,8 @@ func TestAPELAccountsEachJobOnceAcrossRestarts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, p := range []*corev1.Pod{batchPod(batchNS, "b1", "2s", "2"), batchPod(otherNS, "o1", "1s", "1"),
-		batchPod(batchNS, "unschedulable", "", "100000")} {
+	for _, p := range []*corev1.Pod{batchPod(batchNS, "b1", "2s", "2", batchNode), batchPod(otherNS, "o1", "1s", "1", batchNode),
+		batchPod(batchNS, "unschedulable", "", "100000", "")} {
 		if err := kc.Create(ctx, p); err != nil {
 			t.Fatal(err)
 		}
@@ -150,7 +153,7 @@ func TestAPELAccountsEachJobOnceAcrossRestarts(t *testing.T) {
 	if err := kc.Create(ctx, g3); err != nil {
 		t.Fatal(err)
 	}
-	b2 := batchPod(batchNS, "b2", "1s", "1")
+	b2 := batchPod(batchNS, "b2", "1s", "1", batchNode)
 	if err := kc.Create(ctx, b2); err != nil {
 		t.Fatal(err)
 	}
@@ -251,8 +254,8 @@ func TestAPELAccountsEachJobOnceAcrossRestarts(t *testing.T) {
 	if b.WallDuration == stale.WallDuration || b.InfrastructureType != "local" || b.Queue != "batch-q" || b.LocalUserID != "alice" || b.Processors != 1 {
 		t.Errorf("b2 record %+v: want the real run (not the stale staging), type local, queue batch-q, user alice, 1 core", b)
 	}
-	if b1 := byID[batchNS+"/b1"][0]; b1.Processors != 2 || b1.CPUDuration != 2*b1.WallDuration {
-		t.Errorf("b1 record %+v: want 2 processors and CPU = 2 × wall", b1)
+	if b1 := byID[batchNS+"/b1"][0]; b1.Processors != 2 || b1.CPUDuration != 2*b1.WallDuration || b1.ServiceLevel != bench[batchNode] {
+		t.Errorf("b1 record %+v: want 2 processors, CPU = 2 × wall, ServiceLevel %v of %s", b1, bench[batchNode], batchNode)
 	}
 	if err := kc.Get(ctx, client.ObjectKeyFromObject(b2), b2); err != nil {
 		t.Fatal(err)
