@@ -26,6 +26,12 @@ func main() {
 	flag.StringVar(&opts.GridJob.Pod.CVMFSDriver, "cvmfs-csi-driver", "", "CSI driver of CVMFS volumes, for GridJob Pods and mount injection (default cvmfs.csi.cern.ch; kubehtc's is csi.kubehtc.io)")
 	flag.StringVar(&opts.Mounts.EOSDriver, "eos-csi-driver", "", "CSI driver of EOS volumes injected by the webhook (default kubehtc's)")
 	flag.BoolVar(&opts.Quota.Disabled, "disable-quota-controller", false, "do not run the quota controller (fair-share accounting; its settings are in the root Queue's spec.policy)")
+	flag.StringVar(&opts.APEL.Dir, "apel-dir", "", "APEL accounting directory (a persistent volume; ssmsend's path is <dir>/outgoing); empty: no accounting")
+	flag.StringVar(&opts.APEL.Site, "apel-site", "", "GOCDB site name of APEL records")
+	flag.StringVar(&opts.APEL.SubmitHost, "apel-submit-host", "", "CE endpoint APEL records name as SubmitHost, e.g. ce.example.org:443/kubehtc")
+	flag.Float64Var(&opts.APEL.DefaultBenchmark, "apel-default-hepscore23", 0, "HEPscore23 per core of nodes without the label kubehtc.io/hepscore23 (0: no ServiceLevel)")
+	flag.DurationVar(&opts.APEL.FlushInterval, "apel-flush-interval", 0, "how often staged APEL records go out as a message (default 5m)")
+	flag.BoolVar(&opts.APELUsageFromKubelet, "apel-kubelet-usage", false, "sample Pods' CPU and memory from the kubelet summary API (nodes/proxy get) for measured CPU time")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

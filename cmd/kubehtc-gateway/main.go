@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -81,6 +82,9 @@ func run(ctx context.Context, siteFile, listen, certFile, keyFile, clientCA stri
 	}
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {
+		return err
+	}
+	if err := checkSiteAgainstNodes(ctx, restConfig, site); err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()
@@ -232,4 +236,20 @@ func startARC(ctx context.Context, f arcFlags, site *config.Site, a *auth.Authen
 	}()
 	go srv.RunCollector(ctx, arcrest.PodLogs(cs))
 	return store, nil
+}
+
+// checkSiteAgainstNodes refuses a site configuration whose limits no node of the cluster can satisfy.
+func checkSiteAgainstNodes(ctx context.Context, cfg *rest.Config, site *config.Site) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing nodes to check the site configuration: %w", err)
+	}
+	if err := site.CheckNodes(config.NodeSizes(nodes.Items)); err != nil {
+		return fmt.Errorf("site configuration against the cluster's nodes: %w", err)
+	}
+	return nil
 }

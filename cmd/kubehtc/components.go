@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"time"
 
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -18,6 +20,8 @@ func localComponents() []localcluster.Component {
 	opts := controllermanager.DefaultOptions()
 	// Simulated pilots run for the time their description asks (the local cluster's runtime annotation).
 	opts.GridJob.Pod.Simulation = true
+	// APEL records of every finished pod of a queue, into <cluster dir>/apel (see docs/gateway.md).
+	opts.APEL.Site, opts.APEL.SubmitHost, opts.APEL.FlushInterval = "KUBEHTC-LOCAL", "localhost:443/kubehtc", 30*time.Second
 	return []localcluster.Component{crdComponent(), controllerComponent(opts), gatewayComponent()}
 }
 
@@ -55,6 +59,9 @@ func controllerComponent(opts controllermanager.Options) localcluster.Component 
 			}
 			if opts.HealthAddr == "" {
 				opts.HealthAddr = "0"
+			}
+			if opts.APEL.Site != "" && opts.APEL.Dir == "" && c.Dir != "" {
+				opts.APEL.Dir = filepath.Join(c.Dir, "apel")
 			}
 			mgr, err := controllermanager.New(c.JSONRESTConfig(), opts)
 			if err != nil {

@@ -101,7 +101,10 @@ func (s *Server) delegations(w http.ResponseWriter, r *http.Request, id *auth.Id
 		if err := s.opts.Client.Delete(r.Context(), sec); client.IgnoreNotFound(err) != nil {
 			return err
 		}
-		w.WriteHeader(http.StatusAccepted)
+		// 200: pyarcrest's deleteDelegation (maikenp/pyarcrest src/pyarcrest/arc.py) treats anything else as
+		// an error, and calls it when a renewal or a new delegation fails. (A-REX's rest.cpp answers 202
+		// through HTTPDELETEResponse; the ARC client never deletes delegations.)
+		w.WriteHeader(http.StatusOK)
 		return nil
 	case r.Method == http.MethodPost:
 		return errorf(http.StatusNotImplemented, "Action not implemented")

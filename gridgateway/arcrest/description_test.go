@@ -116,14 +116,23 @@ func TestParseDescriptionsBulk(t *testing.T) {
 	cases := []struct {
 		name      string
 		body      string
-		wantNames []string
+		wantNames []string // "!" for a description with its own error
+		wantRaws  []string // each job's own text, when checked
 		wantErr   string
 	}{
 		{name: "one ADL", body: strings.ReplaceAll(one, "%s", "a"), wantNames: []string{"a"}},
 		{name: "wrapped ADLs", body: `<ActivityDescriptions xmlns:nordugrid-adl="http://www.nordugrid.org/es/2011/12/nordugrid-adl">` +
 			strings.ReplaceAll(one, "%s", "a") + strings.ReplaceAll(one, "%s", "b") + `</ActivityDescriptions>`, wantNames: []string{"a", "b"}},
 		{name: "one xRSL", body: `&(executable="/bin/true")(jobname="x")`, wantNames: []string{"x"}},
-		{name: "multi xRSL", body: `+(&(jobname="x"))(&(jobname="y"))`, wantNames: []string{"x", "y"}},
+		{name: "multi xRSL", body: `+(&(jobname="x"))(&(jobname="y"))`, wantNames: []string{"x", "y"},
+			wantRaws: []string{`&(jobname="x")`, `&(jobname="y")`}},
+		// One bad description gets its own item; the others are still created (docs/gateway.md).
+		{name: "multi xRSL, one syntax error", body: `+(&(jobname="x"))(&(jobname="y" (*c*) )(count=))(&(jobname="z)"))`,
+			wantNames: []string{"x", "!", "z)"}},
+		{name: "multi ADL, one bad", body: `<ActivityDescriptions>` + strings.ReplaceAll(one, "%s", "a") +
+			`<ActivityDescription xmlns="http://www.eu-emi.eu/es/2010/12/adl"><Resources><SlotRequirement><NumberOfSlots>x</NumberOfSlots></SlotRequirement></Resources></ActivityDescription>` +
+			`</ActivityDescriptions>`, wantNames: []string{"a", "!"}},
+		{name: "unbalanced multi xRSL", body: `+(&(jobname="x")`, wantErr: "unbalanced"},
 		// arcsub 6.17's broken multi-job body (../shared/reference/arc-rest.md, client quirks).
 		{name: "arcsub multi-job bug", body: `</ActivityDescriptions>`, wantErr: "well-formed"},
 		{name: "empty wrapper", body: `<ActivityDescriptions></ActivityDescriptions>`, wantErr: "no <ActivityDescription>"},
@@ -132,7 +141,7 @@ func TestParseDescriptionsBulk(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			reqs, raws, err := parseDescriptions([]byte(tc.body))
+			descs, err := parseDescriptions([]byte(tc.body))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one mentioning %q", err, tc.wantErr)
@@ -142,15 +151,22 @@ func TestParseDescriptionsBulk(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var names []string
-			for _, r := range reqs {
-				names = append(names, r.Description.Name)
+			var names, raws []string
+			for _, d := range descs {
+				if d.err != nil {
+					names = append(names, "!")
+				} else {
+					names = append(names, d.req.Description.Name)
+				}
+				raws = append(raws, string(d.raw))
 			}
 			if diff := cmp.Diff(tc.wantNames, names); diff != "" {
 				t.Errorf("(-want,+got):\n%s", diff)
 			}
-			if len(raws) != len(reqs) {
-				t.Errorf("%d raw descriptions for %d jobs", len(raws), len(reqs))
+			if tc.wantRaws != nil {
+				if diff := cmp.Diff(tc.wantRaws, raws); diff != "" {
+					t.Errorf("each job's own text (-want,+got):\n%s", diff)
+				}
 			}
 		})
 	}
@@ -250,15 +266,21 @@ func FuzzParseADL(f *testing.F) {
 	f.Add([]byte(`</ActivityDescriptions>`))
 	f.Add([]byte(`<ActivityDescription><Resources><IndividualPhysicalMemory>9223372036854775807</IndividualPhysicalMemory><SlotRequirement><NumberOfSlots>2147483647</NumberOfSlots></SlotRequirement></Resources></ActivityDescription>`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		reqs, _, err := parseDescriptions(body)
+		descs, err := parseDescriptions(body)
 		if err != nil {
 			if !errors.Is(err, ErrDescription) || err.Error() == "" {
 				t.Fatalf("error %v does not wrap ErrDescription", err)
 			}
 			return
 		}
-		for _, jr := range reqs {
-			checkRequest(t, jr)
+		for _, d := range descs {
+			if d.err != nil {
+				if !errors.Is(d.err, ErrDescription) {
+					t.Fatalf("description error %v does not wrap ErrDescription", d.err)
+				}
+				continue
+			}
+			checkRequest(t, d.req)
 		}
 	})
 }

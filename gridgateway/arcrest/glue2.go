@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
@@ -287,8 +288,37 @@ func (s *Server) activity(r *http.Request, gj *kubehtcv1alpha1.GridJob) *node {
 			leaf("ComputingManagerEndTime", glueTime(gj.Status.EndTime.Time)),
 			leaf("WorkingAreaEraseTime", glueTime(gj.Status.EndTime.Add(s.opts.SessionLifetime))))
 	}
-	if exp := gj.Annotations[DelegationAnnotation]; exp != "" {
-		a.add(el("Associations", leaf("DelegationID", exp)))
+	if exp := s.proxyExpiration(r, gj); !exp.IsZero() {
+		// GLUE2 ComputingActivity ProxyExpirationTime: when the job's delegated proxy expires (what aCT
+		// renews before; A-REX publishes it the same way).
+		a.add(leaf("ProxyExpirationTime", glueTime(exp)))
+	}
+	if did := gj.Annotations[DelegationAnnotation]; did != "" {
+		a.add(el("Associations", leaf("DelegationID", did)))
 	}
 	return a
+}
+
+// proxyExpiration is the expiry of the proxy the job runs with: its delegation's (the Secret's
+// annotation, set when the chain arrives), else the job's own credential's when it is an X.509 proxy
+// stored with the same annotation; zero when unknown.
+func (s *Server) proxyExpiration(r *http.Request, gj *kubehtcv1alpha1.GridJob) time.Time {
+	name := ""
+	if did := gj.Annotations[DelegationAnnotation]; did != "" {
+		name = delegationSecretName(did)
+	} else if gj.Spec.CredentialType == kubehtcv1alpha1.CredentialX509Proxy {
+		name = gj.Spec.CredentialSecretName
+	}
+	if name == "" {
+		return time.Time{}
+	}
+	var sec corev1.Secret
+	if err := s.opts.Client.Get(r.Context(), types.NamespacedName{Namespace: gj.Namespace, Name: name}, &sec); err != nil {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, sec.Annotations[DelegationExpiresAnnotation])
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -47,6 +48,8 @@ const (
 	CollectedAnnotation = server.OutputsCollectedAnnotation
 	// MaxBulkIDs bounds the ids of one bulk action.
 	MaxBulkIDs = 1000
+	// DefaultMaxJobsPerRequest bounds the descriptions of one submission (Options.MaxJobsPerRequest).
+	DefaultMaxJobsPerRequest = 1000
 )
 
 // jobID is the ARC id of a GridJob: <namespace>.<name> (the same as the gRPC API's).
@@ -180,9 +183,9 @@ func (s *Server) jobAction(w http.ResponseWriter, r *http.Request, id *auth.Iden
 		return err
 	}
 	doc := el("jobs")
-	for _, jid := range ids {
-		doc.add(s.jobItem(r, id, action, jid))
-	}
+	items := make([]*node, len(ids))
+	parallel(len(ids), createWorkers, func(i int) { items[i] = s.jobItem(r, id, action, ids[i]) })
+	doc.add(items...)
 	respond(w, r, http.StatusCreated, doc)
 	return nil
 }
@@ -287,72 +290,155 @@ func (s *Server) cleanJob(ctx context.Context, gj *kubehtcv1alpha1.GridJob) erro
 }
 
 // submit answers POST /jobs?action=new: one <job> item per description, in order; a description that
-// does not parse or translate gets its own error item, never a failed call.
+// does not parse or translate gets its own error item, never a failed call. More descriptions than
+// MaxJobsPerRequest is 413. Jobs are created createWorkers at a time; once the client has gone, no
+// further job is started (those created are logged, as the answer cannot reach anyone).
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
 	body, err := readBody(w, r, MaxDescriptionBytes)
 	if err != nil {
 		return err
 	}
 	doc := el("jobs")
-	reqs, raws, err := parseDescriptions(body)
+	descs, err := parseDescriptions(body)
 	if err != nil {
 		doc.add(item(http.StatusInternalServerError, message(err), ""))
 		respond(w, r, http.StatusCreated, doc)
 		return nil
 	}
-	for i, jr := range reqs {
-		gj, err := s.create(background(r), id, jr, raws[i])
+	if max := s.maxJobsPerRequest(); len(descs) > max {
+		return errorf(http.StatusRequestEntityTooLarge, "%d job descriptions in one request, at most %d: split the submission", len(descs), max)
+	}
+	items := make([]*node, len(descs))
+	gone := r.Context()
+	parallel(len(descs), createWorkers, func(i int) {
+		d := descs[i]
+		if d.err != nil {
+			items[i] = item(http.StatusInternalServerError, message(d.err), "")
+			return
+		}
+		if gone.Err() != nil {
+			return // the client went away: start nothing more
+		}
+		gj, err := s.create(background(r), id, d.req, d.raw)
 		if err != nil {
 			code := http.StatusInternalServerError
 			if errors.Is(err, translate.ErrForbidden) {
 				code = http.StatusForbidden
 			}
-			doc.add(item(code, message(err), ""))
-			continue
+			items[i] = item(code, message(err), "")
+			return
 		}
-		doc.add(item(http.StatusCreated, "Created", jobID(gj)).add(leaf("state", string(kubehtcv1alpha1.StateAccepting))))
+		items[i] = item(http.StatusCreated, "Created", jobID(gj)).add(leaf("state", string(kubehtcv1alpha1.StateAccepting)))
+	})
+	var created []string
+	for _, it := range items {
+		if it != nil {
+			doc.add(it)
+		}
+	}
+	if gone.Err() != nil {
+		for _, it := range doc.children {
+			for _, c := range it.children {
+				if c.name == "id" && c.text != "" {
+					created = append(created, c.text)
+				}
+			}
+		}
+		klog.FromContext(r.Context()).Info("ARC client went away during a bulk submission; no further job started",
+			"descriptions", len(descs), "created", len(created), "jobs", created)
 	}
 	respond(w, r, http.StatusCreated, doc)
 	return nil
 }
 
-// parseDescriptions splits a submission body into job requests: ADL (one or <ActivityDescriptions>) or
-// xRSL (& or +), with each request's original text for diagnose/description.
-func parseDescriptions(body []byte) ([]*JobRequest, [][]byte, error) {
+// createWorkers is how many jobs of one request are created (or acted on) at once: enough to hide the API
+// server's round trip, few enough not to crowd out other clients.
+const createWorkers = 16
+
+// parallel calls f(0..n-1) on up to workers goroutines and waits for all.
+func parallel(n, workers int, f func(i int)) {
+	if n <= 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+func (s *Server) maxJobsPerRequest() int {
+	if s.opts.MaxJobsPerRequest > 0 {
+		return s.opts.MaxJobsPerRequest
+	}
+	return DefaultMaxJobsPerRequest
+}
+
+// parsedDescription is one description of a submission: the request, its own text, or why it failed.
+type parsedDescription struct {
+	req *JobRequest
+	raw []byte
+	err error
+}
+
+// parseDescriptions splits a submission body into its descriptions: ADL (one or <ActivityDescriptions>)
+// or xRSL (& or +). Each description is parsed alone and keeps only its own text (diagnose/description);
+// an error of the body as a whole (neither format, unbalanced) is returned as err.
+func parseDescriptions(body []byte) ([]parsedDescription, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
-		return nil, nil, descError("empty job description")
+		return nil, descError("empty job description")
 	}
+	var out []parsedDescription
 	switch trimmed[0] {
 	case '<':
 		parts, err := splitADL(trimmed)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if len(parts) == 0 {
-			return nil, nil, descError("<ActivityDescriptions> holds no <ActivityDescription>")
+			return nil, descError("<ActivityDescriptions> holds no <ActivityDescription>")
 		}
-		var reqs []*JobRequest
 		for _, p := range parts {
 			jr, err := ParseADL(p)
-			if err != nil {
-				return nil, nil, err
-			}
-			reqs = append(reqs, jr)
+			out = append(out, parsedDescription{req: jr, raw: p, err: err})
 		}
-		return reqs, parts, nil
+		return out, nil
 	case '&', '+':
-		reqs, err := ParseXRSL(string(trimmed))
+		texts, err := splitXRSLJobs(string(trimmed))
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		raws := make([][]byte, len(reqs))
-		for i := range raws {
-			raws[i] = trimmed
+		for _, t := range texts {
+			d := parsedDescription{raw: []byte(t)}
+			reqs, err := ParseXRSL(t)
+			switch {
+			case err != nil:
+				d.err = err
+			case len(reqs) != 1:
+				d.err = descError("xRSL: a job of a multi-job description is itself a multi-job description")
+			default:
+				d.req = reqs[0]
+			}
+			out = append(out, d)
 		}
-		return reqs, raws, nil
+		return out, nil
 	}
-	return nil, nil, descError("neither ADL (<ActivityDescription>) nor xRSL (&(...))")
+	return nil, descError("neither ADL (<ActivityDescription>) nor xRSL (&(...))")
 }
 
 // defaultQueue is the first queue the VO may use, as A-REX falls back to its default queue.

@@ -61,6 +61,9 @@ type Options struct {
 	ServiceName string
 	// MaxUploadBytes bounds one uploaded file; 0 means 1 GiB. Bigger uploads get 413.
 	MaxUploadBytes int64
+	// MaxJobsPerRequest bounds the job descriptions of one submission; 0 means DefaultMaxJobsPerRequest
+	// (1,000). More is refused with 413.
+	MaxJobsPerRequest int
 	// SessionLifetime is how long a finished job's session directory is kept (published as
 	// WorkingAreaLifeTime); 0 means 7 days.
 	SessionLifetime time.Duration

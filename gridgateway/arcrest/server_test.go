@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/google/go-cmp/cmp"
@@ -372,6 +373,13 @@ func TestDelegation(t *testing.T) {
 	if strings.Count(cred, "BEGIN CERTIFICATE") != 3 || strings.Count(cred, "PRIVATE KEY-----") != 2 || len(sec.Data[PendingKeyKey]) != 0 {
 		t.Errorf("stored credential: %d certificates, key blocks %d, pending key %d bytes", strings.Count(cred, "BEGIN CERTIFICATE"), strings.Count(cred, "PRIVATE KEY-----"), len(sec.Data[PendingKeyKey]))
 	}
+	// A job running with the delegation publishes when its proxy expires (GLUE2 ProxyExpirationTime).
+	jid := f.submit(user, `&(executable="/bin/true")(delegationid="`+did+`")`)
+	exp, _ := time.Parse(time.RFC3339, sec.Annotations[DelegationExpiresAnnotation])
+	if rec := f.do(user, "POST", APIPath+"/jobs?action=info", "<jobs><job><id>"+jid+"</id></job></jobs>"); exp.IsZero() ||
+		!strings.Contains(rec.Body.String(), "<ProxyExpirationTime>"+glueTime(exp)+"</ProxyExpirationTime>") {
+		t.Errorf("info of a job with delegation %s (expires %v): %s", did, exp, rec.Body.String())
+	}
 	if rec := f.do(user, "GET", APIPath+"/delegations", ""); !strings.Contains(rec.Body.String(), "<id>"+did+"</id>") {
 		t.Errorf("list: %s", rec.Body.String())
 	}
@@ -401,7 +409,7 @@ func TestDelegation(t *testing.T) {
 	if rec := f.do(user, "PUT", loc, signed(f.certs.userSigner)); rec.Code != 200 {
 		t.Fatalf("PUT after renew: %d %s", rec.Code, rec.Body.String())
 	}
-	if rec := f.do(user, "POST", loc+"?action=delete", ""); rec.Code != 202 {
+	if rec := f.do(user, "POST", loc+"?action=delete", ""); rec.Code != 200 {
 		t.Errorf("delete: %d", rec.Code)
 	}
 	if rec := f.do(user, "POST", loc+"?action=get", ""); rec.Code != 404 {

@@ -69,20 +69,16 @@ func (n *node) encode(enc *xml.Encoder) error {
 	return enc.EncodeToken(start.End())
 }
 
-// jsonValue is the JSON form of n's content: its text for a leaf, else an object of its children.
+// jsonValue is the JSON form of n's content exactly as A-REX renders it (RenderToJson in
+// nordugrid/arc src/services/a-rex/rest/rest.cpp): an element without child elements is its text alone,
+// its attributes dropped (so a session listing's <file size="9">in1.dat</file> is "in1.dat", which
+// pyarcrest and aCT join into download URLs); an element with children is an object of them, a name seen
+// once as a value and a repeated one as an array, with its attributes (if any) under "_attributes".
 func (n *node) jsonValue() any {
-	if len(n.children) == 0 && (len(n.attrs) == 0 || (len(n.attrs) == 1 && n.attrs[0].Name.Local == "xmlns")) {
+	if len(n.children) == 0 {
 		return n.text
 	}
 	obj := map[string]any{}
-	for _, a := range n.attrs {
-		if a.Name.Local != "xmlns" {
-			obj["_"+a.Name.Local] = a.Value
-		}
-	}
-	if n.text != "" {
-		obj["_text"] = n.text
-	}
 	count := map[string]int{}
 	for _, c := range n.children {
 		count[c.name]++
@@ -96,14 +92,29 @@ func (n *node) jsonValue() any {
 		arr, _ := obj[c.name].([]any)
 		obj[c.name] = append(arr, v)
 	}
+	var attrs map[string]any
+	for _, a := range n.attrs {
+		if a.Name.Local == "xmlns" || a.Name.Space == "xmlns" { // a namespace declaration, not an attribute
+			continue
+		}
+		if attrs == nil {
+			attrs = map[string]any{}
+		}
+		attrs[a.Name.Local] = a.Value
+	}
+	if attrs != nil {
+		obj["_attributes"] = attrs
+	}
 	return obj
 }
 
-// writeJSON renders n as JSON without its root element.
+// writeJSON renders n as JSON without its root element. Like A-REX, a root without children or text
+// (an empty job list, delegation list or directory) is an empty body, which pyarcrest reads as "none"
+// (json.loads("") raises with doc == "", its documented 1.0 case) where "{}" would fail its ["job"].
 func (n *node) writeJSON(w io.Writer) error {
 	v := n.jsonValue()
 	if s, ok := v.(string); ok && s == "" {
-		v = map[string]any{}
+		return nil
 	}
 	return json.NewEncoder(w).Encode(v)
 }

@@ -488,3 +488,65 @@ func xrslDuration(r xrslRelation) (int64, error) {
 	}
 	return v * unit, nil
 }
+
+// splitXRSLJobs cuts a multi-job body "+(&...)(&...)" into the text of each job ("&..."), matching
+// parentheses outside quoted literals and (* comments *), without judging the jobs themselves: each is
+// then parsed alone, so that one bad job gets its own error and every job keeps only its own text. A
+// single-job body is returned whole.
+func splitXRSLJobs(body string) ([]string, error) {
+	s := strings.TrimSpace(body)
+	if !strings.HasPrefix(s, "+") {
+		return []string{s}, nil
+	}
+	var jobs []string
+	depth, start := 0, -1
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\'':
+			// A quoted literal; a doubled quote inside is the quote itself.
+			for i++; i < len(s); i++ {
+				if s[i] == c {
+					if i+1 < len(s) && s[i+1] == c {
+						i++
+						continue
+					}
+					break
+				}
+			}
+			if i >= len(s) {
+				return nil, descError("xRSL: unterminated quoted literal")
+			}
+		case c == '(' && i+1 < len(s) && s[i+1] == '*':
+			end := strings.Index(s[i+2:], "*)")
+			if end < 0 {
+				return nil, descError("xRSL: unterminated comment")
+			}
+			i += end + 3
+		case c == '(':
+			if depth == 0 {
+				start = i + 1
+			}
+			depth++
+		case c == ')':
+			depth--
+			if depth < 0 {
+				return nil, descError("xRSL at byte %d: unbalanced ')'", i)
+			}
+			if depth == 0 {
+				jobs = append(jobs, strings.TrimSpace(s[start:i]))
+			}
+		case depth == 0 && !isSpace(c):
+			return nil, descError("xRSL at byte %d: expected '(' before a job of a multi-job description", i)
+		}
+	}
+	if depth != 0 {
+		return nil, descError("xRSL: unbalanced '('")
+	}
+	if len(jobs) == 0 {
+		return nil, descError("xRSL: multi-job description with no job")
+	}
+	return jobs, nil
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

@@ -223,6 +223,7 @@ func (s *Site) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, s.validateQueueBounds()...)
 	rtes := map[string]bool{}
 	for i, r := range s.RuntimeEnvironments {
 		if r.Name == "" || rtes[r.Name] {

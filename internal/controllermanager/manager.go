@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/kubehtc/kubehtc/csi/inject"
+	"github.com/kubehtc/kubehtc/gridgateway/apel"
 	gridcontroller "github.com/kubehtc/kubehtc/gridgateway/controller"
 	"github.com/kubehtc/kubehtc/gridgateway/translate"
 	quotacontroller "github.com/kubehtc/kubehtc/quota/controller"
@@ -56,6 +57,11 @@ type Options struct {
 	// Quota configures the quota (fair-share accounting) controller. Its policy (half-life, interval,
 	// core-equivalents) is not here but in the root Queue, which the scheduler reads too.
 	Quota quotacontroller.Options
+	// APEL configures APEL accounting of finished Pods of queues (off without a directory).
+	APEL apel.Options
+	// APELUsageFromKubelet samples Pods' CPU and memory from the kubelets' summary API, so that records
+	// carry measured CPU time (otherwise wall time × cores, marked estimated).
+	APELUsageFromKubelet bool
 }
 
 // DefaultOptions are the options of a production kubehtc-controller: GridJob Pods on the kubehtc scheduler

@@ -111,3 +111,19 @@ const (
 	// DemoPartLabel marks the objects of one part of the demo.
 	DemoPartLabel = "demo.kubehtc.io/part"
 )
+
+// Names of APEL accounting (gridgateway/apel): on Pods of queues, GridJobs and Nodes.
+const (
+	// APELFinalizer keeps a bound Pod of a queue until its APEL record is staged.
+	APELFinalizer = "apel.kubehtc.io/record"
+	// APELAccountedAnnotation on a Pod says its accounting is done: the record's EndTime (Unix seconds), or
+	// "not-run" for a Pod that never ran.
+	APELAccountedAnnotation = "apel.kubehtc.io/accounted"
+	// APELCPUSourceAnnotation on an accounted Pod says where its CpuDuration came from: "measured" or
+	// "estimated" (wall time × cores).
+	APELCPUSourceAnnotation = "apel.kubehtc.io/cpu-source"
+	// FQANAnnotation on a GridJob is the submitter's primary VOMS FQAN, when the gateway knew it.
+	FQANAnnotation = "apel.kubehtc.io/fqan"
+	// HEPscore23Label on a Node is its HEPscore23 benchmark per core, e.g. "17.5".
+	HEPscore23Label = "kubehtc.io/hepscore23"
+)
