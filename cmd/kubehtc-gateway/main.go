@@ -31,7 +31,9 @@ import (
 	"github.com/kubehtc/kubehtc/gridgateway/arcrest"
 	"github.com/kubehtc/kubehtc/gridgateway/auth"
 	"github.com/kubehtc/kubehtc/gridgateway/config"
-	"github.com/kubehtc/kubehtc/gridgateway/server"
+	"github.com/kubehtc/kubehtc/gridgateway/grpcapi"
+	"github.com/kubehtc/kubehtc/gridgateway/jobs"
+	"github.com/kubehtc/kubehtc/gridgateway/session"
 )
 
 func main() {
@@ -49,7 +51,7 @@ func main() {
 	flag.StringVar(&arc.listen, "arc-listen", "", "ARC CE REST listen address (HTTPS, e.g. :443; empty disables); uses -tls-cert and -tls-key")
 	flag.StringVar(&arc.caDir, "arc-ca-dir", "/etc/grid-security/certificates", "CA directory (IGTF layout, hash links) for client proxies and delegations")
 	flag.StringVar(&arc.sessionDir, "arc-session-dir", "/var/lib/kubehtc/sessions", "session store directory (a ReadWriteMany volume shared with the job Pods); the gRPC API's ListOutputs/GetOutput read it too (without -arc-listen only when this flag is given)")
-	flag.Int64Var(&arc.maxDownload, "max-output-bytes", server.DefaultMaxOutputBytes, "largest file the gRPC GetOutput call sends (ResourceExhausted beyond)")
+	flag.Int64Var(&arc.maxDownload, "max-output-bytes", grpcapi.DefaultMaxOutputBytes, "largest file the gRPC GetOutput call sends (ResourceExhausted beyond)")
 	flag.StringVar(&arc.vomsDir, "arc-voms-dir", "/etc/grid-security/vomsdir", "vomsdir (<vo>/<host>.lsc) trusting VOMS servers whose attribute certificates in client proxies give FQANs for the VO mapping; a missing directory ignores VOMS attributes")
 	flag.StringVar(&arc.publicURL, "arc-public-url", "", "endpoint URL published in GLUE2, e.g. https://ce.example.org/arex (empty: from the request's Host)")
 	flag.Int64Var(&arc.maxUpload, "arc-max-upload-bytes", 1<<30, "largest file a client may upload to a session directory (413 beyond)")
@@ -103,20 +105,20 @@ func run(ctx context.Context, siteFile, listen, certFile, keyFile, clientCA stri
 		}()
 		defer hs.Close()
 	}
-	var outputs server.OutputStore
+	var outputs session.Outputs
 	switch {
 	case arc.listen != "":
 		store, err := startARC(ctx, arc, site, a, restConfig, certFile, keyFile, shutdown, reg)
 		if err != nil {
 			return err
 		}
-		outputs = arcrest.OutputStore(store)
+		outputs = session.OutputStore(store)
 	case arc.sessionDirSet:
-		store, err := startCollector(ctx, arc, site, a, restConfig)
+		store, err := startCollector(ctx, arc, site, restConfig)
 		if err != nil {
 			return err
 		}
-		outputs = arcrest.OutputStore(store)
+		outputs = session.OutputStore(store)
 	default:
 		klog.FromContext(ctx).Info("No session store (-arc-session-dir): the gRPC output calls answer FailedPrecondition")
 	}
@@ -124,7 +126,7 @@ func run(ctx context.Context, siteFile, listen, certFile, keyFile, clientCA stri
 	if err != nil {
 		return err
 	}
-	return server.Serve(ctx, server.Config{Site: site, Auth: a, REST: restConfig, Listener: lis, TLS: tlsConfig, Registerer: reg,
+	return grpcapi.Serve(ctx, grpcapi.Config{Site: site, Auth: a, REST: restConfig, Listener: lis, TLS: tlsConfig, Registerer: reg,
 		ShutdownTimeout: shutdown, Outputs: outputs, MaxOutputBytes: arc.maxDownload})
 }
 
@@ -167,8 +169,8 @@ type arcFlags struct {
 
 // startCollector runs the output collector on the session store for a gateway without the ARC REST
 // interface, so that gRPC jobs' outputs are collected (ListOutputs, GetOutput).
-func startCollector(ctx context.Context, f arcFlags, site *config.Site, a *auth.Authenticator, restConfig *rest.Config) (arcrest.Store, error) {
-	c, err := server.NewClient(restConfig)
+func startCollector(ctx context.Context, f arcFlags, site *config.Site, restConfig *rest.Config) (session.Store, error) {
+	c, err := jobs.NewClient(restConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -176,22 +178,19 @@ func startCollector(ctx context.Context, f arcFlags, site *config.Site, a *auth.
 	if err != nil {
 		return nil, err
 	}
-	store, err := arcrest.NewFileStore(f.sessionDir)
+	store, err := session.NewFileStore(f.sessionDir)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := arcrest.New(arcrest.Options{Site: site, Auth: a, Client: c, Store: store, SessionLifetime: f.lifetime})
-	if err != nil {
-		return nil, err
-	}
+	collector := &session.Collector{Client: c, Site: site, Store: store, Logs: session.PodLogs(cs), SessionLifetime: f.lifetime}
 	klog.FromContext(ctx).Info("Session store for gRPC outputs", "sessionDir", f.sessionDir)
-	go srv.RunCollector(ctx, arcrest.PodLogs(cs))
+	go collector.Run(ctx)
 	return store, nil
 }
 
 // startARC serves the ARC CE REST interface beside the gRPC API and runs its output collector; it returns
 // the session store.
-func startARC(ctx context.Context, f arcFlags, site *config.Site, a *auth.Authenticator, restConfig *rest.Config, certFile, keyFile string, shutdown time.Duration, reg prometheus.Registerer) (arcrest.Store, error) {
+func startARC(ctx context.Context, f arcFlags, site *config.Site, a *auth.Authenticator, restConfig *rest.Config, certFile, keyFile string, shutdown time.Duration, reg prometheus.Registerer) (session.Store, error) {
 	if certFile == "" || keyFile == "" {
 		return nil, errors.New("-arc-listen needs -tls-cert and -tls-key")
 	}
@@ -207,7 +206,7 @@ func startARC(ctx context.Context, f arcFlags, site *config.Site, a *auth.Authen
 		a.VOMS = &auth.VOMSVerifier{Dir: f.vomsDir, Roots: cas}
 		klog.FromContext(ctx).Info("VOMS attribute certificates verified", "vomsDir", f.vomsDir)
 	}
-	c, err := server.NewClient(restConfig)
+	c, err := jobs.NewClient(restConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +214,7 @@ func startARC(ctx context.Context, f arcFlags, site *config.Site, a *auth.Authen
 	if err != nil {
 		return nil, err
 	}
-	store, err := arcrest.NewFileStore(f.sessionDir)
+	store, err := session.NewFileStore(f.sessionDir)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +233,7 @@ func startARC(ctx context.Context, f arcFlags, site *config.Site, a *auth.Authen
 			klog.FromContext(ctx).Error(err, "ARC REST interface failed")
 		}
 	}()
-	go srv.RunCollector(ctx, arcrest.PodLogs(cs))
+	go srv.RunCollector(ctx, session.PodLogs(cs))
 	return store, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
+	"github.com/kubehtc/kubehtc/gridgateway/session"
 	"github.com/kubehtc/kubehtc/gridgateway/translate"
 )
 
@@ -35,7 +36,7 @@ func (f *fixture) endJob(id string, state kubehtcv1alpha1.GridJobState, exit int
 func (f *fixture) session(id, name string) string {
 	f.t.Helper()
 	ns, n, _ := strings.Cut(id, ".")
-	r, err := f.store.Open(JobKey{ns, n}, AreaSession, name)
+	r, err := f.store.Open(session.JobKey{Namespace: ns, Name: n}, session.AreaSession, name)
 	if err != nil {
 		return "<" + err.Error() + ">"
 	}
@@ -127,8 +128,8 @@ func TestExpireSessions(t *testing.T) {
 	f.endJob(old, kubehtcv1alpha1.StateFinished, 0, time.Now().Add(-2*time.Hour))
 	f.endJob(recent, kubehtcv1alpha1.StateFinished, 0, time.Now().Add(-time.Minute))
 	// An orphan directory (its GridJob deleted elsewhere) older than ten minutes goes too.
-	orphan := JobKey{"atlas", "gj-orphan"}
-	if _, err := f.store.Put(orphan, AreaControl, "errors", strings.NewReader("x"), 10); err != nil {
+	orphan := session.JobKey{Namespace: "atlas", Name: "gj-orphan"}
+	if _, err := f.store.Put(orphan, session.AreaControl, "errors", strings.NewReader("x"), 10); err != nil {
 		t.Fatal(err)
 	}
 	f.srv.opts.Now = func() time.Time { return time.Now().Add(11 * time.Minute) }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kubehtc/kubehtc/gridgateway/session"
 	"github.com/kubehtc/kubehtc/gridgateway/translate"
 )
 
@@ -43,7 +44,7 @@ func sessionFile(what, name string) (string, error) {
 	if path.IsAbs(name) {
 		return "", descError("%s %.80q: must be a relative path inside the session directory", what, name)
 	}
-	clean, err := CleanPath(path.Clean(name))
+	clean, err := session.CleanPath(path.Clean(name))
 	if err != nil || clean == "" {
 		return "", descError("%s %.80q: must be a relative path inside the session directory, without control characters", what, name)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/kubehtc/kubehtc/gridgateway/session"
 	"github.com/kubehtc/kubehtc/gridgateway/translate"
 )
 
@@ -254,7 +255,7 @@ func checkRequest(t *testing.T, jr *JobRequest) {
 		t.Fatalf("impossible resources: %+v", d)
 	}
 	for _, f := range append(append([]string{jr.Stdout, jr.Stderr, jr.LogDir}, d.Inputs...), d.Outputs...) {
-		if _, err := CleanPath(f); err != nil {
+		if _, err := session.CleanPath(f); err != nil {
 			t.Fatalf("parser let through a path outside the session: %q", f)
 		}
 	}

@@ -14,38 +14,34 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/gridgateway/auth"
-	"github.com/kubehtc/kubehtc/gridgateway/server"
+	"github.com/kubehtc/kubehtc/gridgateway/jobs"
+	"github.com/kubehtc/kubehtc/gridgateway/session"
 	"github.com/kubehtc/kubehtc/gridgateway/translate"
 )
 
 // Labels and annotations of the GridJobs the ARC interface creates.
 const (
 	// InterfaceLabel marks GridJobs submitted through ARC REST (value InterfaceValue).
-	InterfaceLabel = "kubehtc.io/interface"
+	InterfaceLabel = kubehtcv1alpha1.InterfaceLabel
 	// InterfaceValue is the value of InterfaceLabel.
-	InterfaceValue = "arcrest"
+	InterfaceValue = kubehtcv1alpha1.InterfaceARCREST
 	// StdoutAnnotation keeps the session-relative name of the job's standard output (GLUE2 StdOut; arccat
 	// reads it).
-	StdoutAnnotation = "arc.kubehtc.io/stdout"
+	StdoutAnnotation = kubehtcv1alpha1.StdoutAnnotation
 	// StderrAnnotation keeps the name of the job's standard error (GLUE2 StdErr).
-	StderrAnnotation = "arc.kubehtc.io/stderr"
+	StderrAnnotation = kubehtcv1alpha1.StderrAnnotation
 	// LogDirAnnotation keeps the name of the job's log directory (xRSL gmlog, GLUE2 LogDir).
-	LogDirAnnotation = "arc.kubehtc.io/logdir"
+	LogDirAnnotation = kubehtcv1alpha1.LogDirAnnotation
 	// DelegationAnnotation is the delegation the job uses.
-	DelegationAnnotation = "arc.kubehtc.io/delegation"
+	DelegationAnnotation = kubehtcv1alpha1.DelegationAnnotation
 	// CollectedAnnotation is set (to the time) once the job's outputs are in its session directory; until
 	// then a finished job reports FINISHING.
-	CollectedAnnotation = server.OutputsCollectedAnnotation
+	CollectedAnnotation = kubehtcv1alpha1.OutputsCollectedAnnotation
 	// MaxBulkIDs bounds the ids of one bulk action.
 	MaxBulkIDs = 1000
 	// DefaultMaxJobsPerRequest bounds the descriptions of one submission (Options.MaxJobsPerRequest).
@@ -53,9 +49,7 @@ const (
 )
 
 // jobID is the ARC id of a GridJob: <namespace>.<name> (the same as the gRPC API's).
-func jobID(gj *kubehtcv1alpha1.GridJob) string { return server.JobID(gj) }
-
-func keyOf(gj *kubehtcv1alpha1.GridJob) JobKey { return JobKey{Namespace: gj.Namespace, Name: gj.Name} }
+func jobID(gj *kubehtcv1alpha1.GridJob) string { return jobs.ID(gj) }
 
 // jobs routes /jobs and /jobs/<id>/...
 func (s *Server) jobs(w http.ResponseWriter, r *http.Request, id *auth.Identity, tail string) error {
@@ -86,23 +80,19 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request, id *auth.Identity,
 	return errorf(http.StatusNotFound, "Not Found")
 }
 
-// getJob fetches a job of the caller; another owner's job is "not found", as in A-REX.
+// getJob fetches a job of the caller; another owner's job, a malformed id and a job being deleted are all
+// "not found", as in A-REX.
 func (s *Server) getJob(ctx context.Context, id *auth.Identity, jid string) (*kubehtcv1alpha1.GridJob, error) {
-	ns, name, ok := strings.Cut(jid, ".")
-	if !ok || ns != id.VO.Namespace || !strings.HasPrefix(name, "gj-") || len(jid) > 253 {
+	gj, err := s.core.Get(ctx, id, jid)
+	switch {
+	case errors.Is(err, jobs.ErrNotFound), errors.Is(err, jobs.ErrForbidden), errors.Is(err, jobs.ErrInvalid):
 		return nil, errorf(http.StatusNotFound, "Job not found")
-	}
-	var gj kubehtcv1alpha1.GridJob
-	if err := s.opts.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &gj); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, errorf(http.StatusNotFound, "Job not found")
-		}
+	case err != nil:
 		return nil, err
-	}
-	if gj.Spec.Owner != id.Owner || gj.DeletionTimestamp != nil {
+	case gj.DeletionTimestamp != nil:
 		return nil, errorf(http.StatusNotFound, "Job not found")
 	}
-	return &gj, nil
+	return gj, nil
 }
 
 // restState is the ARC REST state of a job: the controller's state, except that a finished job whose
@@ -123,9 +113,8 @@ func restState(gj *kubehtcv1alpha1.GridJob) kubehtcv1alpha1.GridJobState {
 
 // listJobs answers GET /jobs[?state=A,B].
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, id *auth.Identity) error {
-	var list kubehtcv1alpha1.GridJobList
-	if err := s.opts.Client.List(r.Context(), &list, client.InNamespace(id.VO.Namespace),
-		client.MatchingLabels{translate.OwnerLabel: translate.OwnerLabelValue(id.Owner)}); err != nil {
+	list, err := s.core.List(r.Context(), id)
+	if err != nil {
 		return err
 	}
 	var states []string
@@ -133,9 +122,9 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, id *auth.Ident
 		states = strings.Split(q, ",")
 	}
 	doc := el("jobs")
-	for i := range list.Items {
-		gj := &list.Items[i]
-		if gj.Spec.Owner != id.Owner || gj.DeletionTimestamp != nil {
+	for i := range list {
+		gj := &list[i]
+		if gj.DeletionTimestamp != nil {
 			continue
 		}
 		st := string(restState(gj))
@@ -254,15 +243,9 @@ func (s *Server) jobItem(r *http.Request, id *auth.Identity, action, jid string)
 		}
 		return n
 	case "kill":
-		if gj.Spec.Cancel || gj.Status.State.Terminal() {
-			return item(http.StatusAccepted, "Queued for killing", jid)
-		}
-		patch := client.MergeFrom(gj.DeepCopy())
-		gj.Spec.Cancel = true
-		if err := s.opts.Client.Patch(ctx, gj, patch); err != nil {
+		if err := s.core.Cancel(ctx, gj); err != nil {
 			return item(505, "Failed to kill job: "+message(err), jid)
 		}
-		klog.FromContext(ctx).V(1).Info("ARC kill", "gridjob", klog.KObj(gj))
 		return item(http.StatusAccepted, "Queued for killing", jid)
 	case "clean":
 		// A killed job may be cleaned at once (arckill cleans right after killing): deleting the GridJob
@@ -282,11 +265,10 @@ func (s *Server) jobItem(r *http.Request, id *auth.Identity, action, jid string)
 
 // cleanJob removes a job: its GridJob (with the Pod and anything it owns) and its session directory.
 func (s *Server) cleanJob(ctx context.Context, gj *kubehtcv1alpha1.GridJob) error {
-	if err := s.opts.Client.Delete(ctx, gj, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+	if err := s.core.Clean(ctx, gj); err != nil {
 		return err
 	}
-	klog.FromContext(ctx).V(1).Info("ARC clean", "gridjob", klog.KObj(gj))
-	return s.opts.Store.RemoveJob(keyOf(gj))
+	return s.opts.Store.RemoveJob(session.KeyOf(gj))
 }
 
 // submit answers POST /jobs?action=new: one <job> item per description, in order; a description that
@@ -451,37 +433,29 @@ func (s *Server) defaultQueue(vo string) string {
 	return ""
 }
 
-// create turns one request into a GridJob (and its control files).
+// create turns one request into a GridJob (and its control files). ARC has no client key: each request
+// gets a fresh random one, so the core's idempotency never merges two ARC submissions.
 func (s *Server) create(ctx context.Context, id *auth.Identity, jr *JobRequest, raw []byte) (*kubehtcv1alpha1.GridJob, error) {
 	d := jr.Description
 	if d.Queue == "" {
 		d.Queue = s.defaultQueue(id.VO.Name)
 	}
-	desc, err := translate.Translate(s.opts.Site, id.VO.Name, d)
-	if err != nil {
-		return nil, err
-	}
 	var nonce [12]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, err
 	}
-	key := "arc-" + hex.EncodeToString(nonce[:])
-	gj := &kubehtcv1alpha1.GridJob{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      server.JobName(id.Owner, key),
-			Namespace: id.VO.Namespace,
-			Labels: map[string]string{translate.OwnerLabel: translate.OwnerLabelValue(id.Owner), translate.QueueLabel: d.Queue,
-				InterfaceLabel: InterfaceValue},
-			Annotations: map[string]string{translate.SessionInputsAnnotation: translate.SessionInputsReady},
-		},
-		Spec: kubehtcv1alpha1.GridJobSpec{Owner: id.Owner, VO: id.VO.Name, Queue: d.Queue, ClientKey: key, Description: desc},
+	sub := jobs.Submission{
+		ClientKey: "arc-" + hex.EncodeToString(nonce[:]), Description: d,
+		Labels:           map[string]string{InterfaceLabel: InterfaceValue},
+		Annotations:      map[string]string{translate.SessionInputsAnnotation: translate.SessionInputsReady},
+		NoCredentialHint: "the job names no delegation",
 	}
-	if len(desc.Inputs) > 0 {
-		gj.Annotations[translate.SessionInputsAnnotation] = translate.SessionInputsPending
+	if len(d.Inputs) > 0 {
+		sub.Annotations[translate.SessionInputsAnnotation] = translate.SessionInputsPending
 	}
 	for k, v := range map[string]string{StdoutAnnotation: jr.Stdout, StderrAnnotation: jr.Stderr, LogDirAnnotation: jr.LogDir} {
 		if v != "" {
-			gj.Annotations[k] = v
+			sub.Annotations[k] = v
 		}
 	}
 	if jr.DelegationID != "" {
@@ -492,32 +466,31 @@ func (s *Server) create(ctx context.Context, id *auth.Identity, jr *JobRequest, 
 		if len(sec.Data[translate.CredentialKey]) == 0 {
 			return nil, fmt.Errorf("delegation %s has no credential yet (PUT the signed chain first)", jr.DelegationID)
 		}
-		gj.Annotations[DelegationAnnotation] = jr.DelegationID
-		gj.Spec.CredentialSecretName = sec.Name
-		gj.Spec.CredentialType = kubehtcv1alpha1.CredentialX509Proxy
-	} else if desc.MountCredential {
-		return nil, fmt.Errorf("%w: runtime environments %v mount a credential, but the job names no delegation", translate.ErrInvalid, desc.RuntimeEnvironments)
+		sub.Annotations[DelegationAnnotation] = jr.DelegationID
+		sub.CredentialSecret, sub.CredentialType = sec.Name, kubehtcv1alpha1.CredentialX509Proxy
 	}
 	// The control files first: a job that exists always has its description.
-	if _, err := s.opts.Store.Put(keyOf(gj), AreaControl, "description", bytes.NewReader(raw), MaxDescriptionBytes); err != nil {
-		return nil, fmt.Errorf("session store: %w", err)
+	var stored *session.JobKey
+	sub.BeforeCreate = func(gj *kubehtcv1alpha1.GridJob) error {
+		key := session.KeyOf(gj)
+		if _, err := s.opts.Store.Put(key, session.AreaControl, "description", bytes.NewReader(raw), MaxDescriptionBytes); err != nil {
+			return fmt.Errorf("session store: %w", err)
+		}
+		stored = &key
+		s.logEvent(gj, "job accepted through ARC REST into queue %s", d.Queue)
+		return nil
 	}
-	s.logEvent(gj, "job accepted through ARC REST into queue %s", d.Queue)
-	if err := s.opts.Client.Create(ctx, gj); err != nil {
-		_ = s.opts.Store.RemoveJob(keyOf(gj))
-		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("namespace %q of VO %s does not exist", id.VO.Namespace, id.VO.Name)
+	gj, _, err := s.core.Submit(ctx, id, sub)
+	if err != nil {
+		if stored != nil {
+			_ = s.opts.Store.RemoveJob(*stored)
 		}
 		return nil, err
 	}
-	klog.FromContext(ctx).V(1).Info("Accepted ARC job", "gridjob", klog.KObj(gj), "vo", id.VO.Name, "queue", d.Queue, "inputs", len(desc.Inputs))
 	return gj, nil
 }
 
 // logEvent appends a line to the job's "errors" control file (A-REX's job log, diagnose/errors).
 func (s *Server) logEvent(gj *kubehtcv1alpha1.GridJob, format string, args ...any) {
-	line := fmt.Sprintf("%s %s\n", s.now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
-	if err := s.opts.Store.Append(keyOf(gj), AreaControl, "errors", []byte(line)); err != nil {
-		klog.Background().V(2).Info("Writing the ARC job log failed", "gridjob", klog.KObj(gj), "err", err)
-	}
+	session.LogEvent(s.opts.Store, s.now(), gj, format, args...)
 }

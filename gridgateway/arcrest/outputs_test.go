@@ -17,22 +17,22 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
-	"github.com/kubehtc/kubehtc/gridgateway/server"
+	"github.com/kubehtc/kubehtc/gridgateway/session"
 )
 
 // TestOutputStore reads a FileStore through the gRPC API's view: recursive listing, and files only inside
 // the job's session directory.
 func TestOutputStore(t *testing.T) {
 	dir := t.TempDir()
-	fstore, err := NewFileStore(dir)
+	fstore, err := session.NewFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	job, other := JobKey{"atlas", "gj-1"}, JobKey{"atlas", "gj-2"}
+	job, other := session.JobKey{Namespace: "atlas", Name: "gj-1"}, session.JobKey{Namespace: "atlas", Name: "gj-2"}
 	for _, f := range []struct {
-		key        JobKey
+		key        session.JobKey
 		area, name string
-	}{{job, AreaSession, "stdout"}, {job, AreaSession, "out/sub/result.root"}, {job, AreaControl, "errors"}, {other, AreaSession, "secret"}} {
+	}{{job, session.AreaSession, "stdout"}, {job, session.AreaSession, "out/sub/result.root"}, {job, session.AreaControl, "errors"}, {other, session.AreaSession, "secret"}} {
 		if _, err := fstore.Put(f.key, f.area, f.name, strings.NewReader("data of "+f.name), 1<<20); err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +41,7 @@ func TestOutputStore(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "atlas", "gj-2", "session", "secret"), filepath.Join(dir, "atlas", "gj-1", "session", "escape")); err != nil {
 		t.Fatal(err)
 	}
-	st := OutputStore(fstore)
+	st := session.OutputStore(fstore)
 	ctx := context.Background()
 
 	files, err := st.ListFiles(ctx, "atlas", "gj-1", 100)
@@ -70,11 +70,11 @@ func TestOutputStore(t *testing.T) {
 	}{
 		{name: "file", path: "stdout", want: "data of stdout"},
 		{name: "nested file", path: "out/sub/result.root", want: "data of out/sub/result.root"},
-		{name: "parent", path: "../gj-2/session/secret", wantErr: server.ErrBadOutputPath},
-		{name: "control area", path: "../control/errors", wantErr: server.ErrBadOutputPath},
-		{name: "absolute", path: "/etc/passwd", wantErr: server.ErrBadOutputPath},
-		{name: "empty", path: "", wantErr: server.ErrBadOutputPath},
-		{name: "directory", path: "out", wantErr: server.ErrOutputIsDir},
+		{name: "parent", path: "../gj-2/session/secret", wantErr: session.ErrBadOutputPath},
+		{name: "control area", path: "../control/errors", wantErr: session.ErrBadOutputPath},
+		{name: "absolute", path: "/etc/passwd", wantErr: session.ErrBadOutputPath},
+		{name: "empty", path: "", wantErr: session.ErrBadOutputPath},
+		{name: "directory", path: "out", wantErr: session.ErrOutputIsDir},
 		{name: "missing", path: "nothing", wantErr: fs.ErrNotExist},
 	}
 	for _, tc := range cases {
@@ -131,10 +131,10 @@ func TestCollectGRPCJob(t *testing.T) {
 	}
 	f.srv.maybeCollect(ctx, gj.DeepCopy(), nil)
 	id := "atlas.gj-grpc"
-	if got := f.session(id, GRPCStdout); !strings.Contains(got, "kubehtc simulated run") || !strings.Contains(got, "exit code: 3") {
+	if got := f.session(id, session.GRPCStdout); !strings.Contains(got, "kubehtc simulated run") || !strings.Contains(got, "exit code: 3") {
 		t.Errorf("stdout = %q, want the simulated record with the exit code", got)
 	}
-	if got := f.session(id, GRPCStderr); !strings.Contains(got, "ended FAILED (NonZeroExitCode)") {
+	if got := f.session(id, session.GRPCStderr); !strings.Contains(got, "ended FAILED (NonZeroExitCode)") {
 		t.Errorf("stderr = %q, want the failure", got)
 	}
 	if got := f.session(id, "result.dat"); !strings.Contains(got, "placeholder") {
@@ -144,7 +144,7 @@ func TestCollectGRPCJob(t *testing.T) {
 	if err := f.client.Get(ctx, client.ObjectKeyFromObject(gj), &stored); err != nil {
 		t.Fatal(err)
 	}
-	if stored.Annotations[server.OutputsCollectedAnnotation] == "" {
+	if stored.Annotations[kubehtcv1alpha1.OutputsCollectedAnnotation] == "" {
 		t.Errorf("annotations %v: the job is not marked collected", stored.Annotations)
 	}
 	// The lifetime cleanup keeps a gRPC job and its files (only ARC jobs expire; gRPC clients Clean).
@@ -153,7 +153,7 @@ func TestCollectGRPCJob(t *testing.T) {
 	if err := f.client.Get(ctx, client.ObjectKeyFromObject(gj), &stored); err != nil {
 		t.Errorf("after the session lifetime: %v, want the gRPC job kept", err)
 	}
-	if got := f.session(id, GRPCStdout); !strings.Contains(got, "kubehtc simulated run") {
+	if got := f.session(id, session.GRPCStdout); !strings.Contains(got, "kubehtc simulated run") {
 		t.Errorf("after the session lifetime: stdout = %q, want it kept", got)
 	}
 }

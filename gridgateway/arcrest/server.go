@@ -16,14 +16,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubehtc/kubehtc/gridgateway/auth"
 	"github.com/kubehtc/kubehtc/gridgateway/config"
+	"github.com/kubehtc/kubehtc/gridgateway/jobs"
+	"github.com/kubehtc/kubehtc/gridgateway/session"
 )
 
 // Paths of the interface.
@@ -53,7 +53,7 @@ type Options struct {
 	// for the info document Nodes and Pods.
 	Client client.WithWatch
 	// Store holds session directories and control files.
-	Store Store
+	Store session.Store
 	// PublicURL is the endpoint URL published in GLUE2 (https://host:port/arex); empty derives it from the
 	// request's Host.
 	PublicURL string
@@ -81,6 +81,8 @@ type Options struct {
 type Server struct {
 	opts    Options
 	metrics *metrics
+	// core is the gateway core: every GridJob this door creates, reads, cancels or cleans goes through it.
+	core *jobs.Service
 
 	infoMu     sync.Mutex
 	infoCached *capacity
@@ -98,7 +100,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Server{opts: opts, metrics: newMetrics(opts.Registerer)}, nil
+	return &Server{opts: opts, metrics: newMetrics(opts.Registerer), core: &jobs.Service{Client: opts.Client, Site: opts.Site}}, nil
 }
 
 // metrics of the ARC REST interface; the route label is bounded (see route).
@@ -198,43 +200,30 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &he):
 		return he.code
-	case errors.As(err, &mbe), errors.Is(err, ErrTooLarge):
+	case errors.As(err, &mbe), errors.Is(err, session.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrBadPath):
+	case errors.Is(err, session.ErrBadPath):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrDescription):
 		return http.StatusBadRequest
 	case errors.Is(err, fs.ErrNotExist), apierrors.IsNotFound(err):
 		return http.StatusNotFound
-	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err):
+	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err), errors.Is(err, jobs.ErrConflict), errors.Is(err, jobs.ErrConcurrentUpdate):
 		return http.StatusConflict
-	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
+	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err), errors.Is(err, jobs.ErrInvalid):
 		return http.StatusBadRequest
-	case apierrors.IsForbidden(err):
+	case apierrors.IsForbidden(err), errors.Is(err, jobs.ErrForbidden), errors.Is(err, auth.ErrPermissionDenied):
 		return http.StatusForbidden
-	}
-	if st, ok := status.FromError(err); ok {
-		switch st.Code() {
-		case codes.Unauthenticated:
-			return http.StatusUnauthorized
-		case codes.PermissionDenied:
-			return http.StatusForbidden
-		case codes.NotFound:
-			return http.StatusNotFound
-		case codes.InvalidArgument:
-			return http.StatusBadRequest
-		}
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return http.StatusUnauthorized
+	case errors.Is(err, jobs.ErrNotFound):
+		return http.StatusNotFound
 	}
 	return http.StatusInternalServerError
 }
 
-// message is the text of an error for a client: a gRPC status's message without its code prefix.
-func message(err error) string {
-	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
-		return st.Message()
-	}
-	return err.Error()
-}
+// message is the text of an error for a client.
+func message(err error) string { return err.Error() }
 
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := statusOf(err)

@@ -25,6 +25,7 @@ import (
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/gridgateway/auth"
 	"github.com/kubehtc/kubehtc/gridgateway/config"
+	"github.com/kubehtc/kubehtc/gridgateway/session"
 	"github.com/kubehtc/kubehtc/gridgateway/translate"
 )
 
@@ -46,7 +47,7 @@ type fixture struct {
 	t      *testing.T
 	srv    *Server
 	client client.WithWatch
-	store  *FileStore
+	store  *session.FileStore
 	certs  *certs
 }
 
@@ -66,7 +67,7 @@ func newFixture(t *testing.T) *fixture {
 	c := fake.NewClientBuilder().WithScheme(scheme).WithStatusSubresource(&kubehtcv1alpha1.GridJob{}).
 		WithObjects(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: corev1.NodeStatus{Allocatable: corev1.ResourceList{corev1.ResourceCPU: resourceMust("32")}}}).
 		Build()
-	store, err := NewFileStore(t.TempDir())
+	store, err := session.NewFileStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +328,7 @@ func TestJobLifecycle(t *testing.T) {
 	if rec = f.do(user, "GET", APIPath+"/jobs/"+id+"/session/in.dat", ""); rec.Code != 404 {
 		t.Errorf("session after clean: %d", rec.Code)
 	}
-	if _, err := f.store.Stat(JobKey{"atlas", strings.TrimPrefix(id, "atlas.")}, AreaSession, "in.dat"); !isNotExist(err) {
+	if _, err := f.store.Stat(session.JobKey{Namespace: "atlas", Name: strings.TrimPrefix(id, "atlas.")}, session.AreaSession, "in.dat"); !session.IsNotExist(err) {
 		t.Errorf("store after clean: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/gridgateway/auth"
+	"github.com/kubehtc/kubehtc/gridgateway/session"
 	"github.com/kubehtc/kubehtc/gridgateway/translate"
 )
 
@@ -33,7 +34,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request, id *auth.Identi
 	if err := requireScope(id, scope); err != nil {
 		return err
 	}
-	p, err := CleanPath(rel)
+	p, err := session.CleanPath(rel)
 	if err != nil {
 		return err
 	}
@@ -52,7 +53,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request, id *auth.Identi
 		if p == "" {
 			return errorf(http.StatusBadRequest, "the session directory itself cannot be deleted; clean the job")
 		}
-		if err := s.opts.Store.Remove(keyOf(gj), AreaSession, p); err != nil {
+		if err := s.opts.Store.Remove(session.KeyOf(gj), session.AreaSession, p); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusAccepted)
@@ -62,16 +63,16 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request, id *auth.Identi
 }
 
 func (s *Server) sessionGet(w http.ResponseWriter, r *http.Request, gj *kubehtcv1alpha1.GridJob, p string) error {
-	fi, err := s.opts.Store.Stat(keyOf(gj), AreaSession, p)
-	if isNotExist(err) && p == "" {
-		fi, err = FileInfo{Dir: true}, nil // a job with nothing uploaded yet has an empty session
+	fi, err := s.opts.Store.Stat(session.KeyOf(gj), session.AreaSession, p)
+	if session.IsNotExist(err) && p == "" {
+		fi, err = session.FileInfo{Dir: true}, nil // a job with nothing uploaded yet has an empty session
 	}
 	if err != nil {
 		return err
 	}
 	if fi.Dir {
-		entries, err := s.opts.Store.List(keyOf(gj), AreaSession, p)
-		if err != nil && !(isNotExist(err) && p == "") {
+		entries, err := s.opts.Store.List(session.KeyOf(gj), session.AreaSession, p)
+		if err != nil && !(session.IsNotExist(err) && p == "") {
 			return err
 		}
 		doc := el("list")
@@ -87,7 +88,7 @@ func (s *Server) sessionGet(w http.ResponseWriter, r *http.Request, gj *kubehtcv
 		respond(w, r, http.StatusOK, doc)
 		return nil
 	}
-	f, err := s.opts.Store.Open(keyOf(gj), AreaSession, p)
+	f, err := s.opts.Store.Open(session.KeyOf(gj), session.AreaSession, p)
 	if err != nil {
 		return err
 	}
@@ -126,13 +127,13 @@ func (s *Server) sessionPut(w http.ResponseWriter, r *http.Request, gj *kubehtcv
 		if end < start || end >= limit {
 			return errorf(http.StatusRequestEntityTooLarge, "Content-Range %.80q beyond the limit of %d bytes", cr, limit)
 		}
-		size, err := s.opts.Store.WriteAt(keyOf(gj), AreaSession, p, start, io.LimitReader(body, end-start+1), limit)
+		size, err := s.opts.Store.WriteAt(session.KeyOf(gj), session.AreaSession, p, start, io.LimitReader(body, end-start+1), limit)
 		if err != nil {
 			return err
 		}
 		total, err := strconv.ParseInt(m[3], 10, 64)
 		complete = err == nil && size >= total
-	} else if _, err := s.opts.Store.Put(keyOf(gj), AreaSession, p, body, limit); err != nil {
+	} else if _, err := s.opts.Store.Put(session.KeyOf(gj), session.AreaSession, p, body, limit); err != nil {
 		return err
 	}
 	if complete && slices.Contains(gj.Spec.Description.Inputs, p) {
@@ -150,7 +151,7 @@ func (s *Server) markInputs(ctx context.Context, gj *kubehtcv1alpha1.GridJob) er
 		return nil
 	}
 	for _, in := range gj.Spec.Description.Inputs {
-		if _, err := s.opts.Store.Stat(keyOf(gj), AreaSession, in); err != nil {
+		if _, err := s.opts.Store.Stat(session.KeyOf(gj), session.AreaSession, in); err != nil {
 			return nil // more to come
 		}
 	}
@@ -175,7 +176,7 @@ func (s *Server) markInputs(ctx context.Context, gj *kubehtcv1alpha1.GridJob) er
 // davResponse is one <d:response> of a 207 multistatus.
 type davResponse struct {
 	href string
-	fi   FileInfo
+	fi   session.FileInfo
 }
 
 // propfind answers WebDAV PROPFIND on the session directory (arcget walks it with Depth 0, then 1).
@@ -188,9 +189,9 @@ func (s *Server) propfind(w http.ResponseWriter, r *http.Request, gj *kubehtcv1a
 		return errorf(http.StatusForbidden, "Depth %q is not supported (0 or 1)", depth)
 	}
 	_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 64<<10)) // the requested properties: all are sent
-	fi, err := s.opts.Store.Stat(keyOf(gj), AreaSession, p)
-	if isNotExist(err) && p == "" {
-		fi, err = FileInfo{Dir: true, Modified: gj.CreationTimestamp.Time}, nil
+	fi, err := s.opts.Store.Stat(session.KeyOf(gj), session.AreaSession, p)
+	if session.IsNotExist(err) && p == "" {
+		fi, err = session.FileInfo{Dir: true, Modified: gj.CreationTimestamp.Time}, nil
 	}
 	if err != nil {
 		return err
@@ -213,8 +214,8 @@ func (s *Server) propfind(w http.ResponseWriter, r *http.Request, gj *kubehtcv1a
 	}
 	resps := []davResponse{{href: href(p, fi.Dir), fi: fi}}
 	if fi.Dir && depth == "1" {
-		entries, err := s.opts.Store.List(keyOf(gj), AreaSession, p)
-		if err != nil && !isNotExist(err) {
+		entries, err := s.opts.Store.List(session.KeyOf(gj), session.AreaSession, p)
+		if err != nil && !session.IsNotExist(err) {
 			return err
 		}
 		for _, e := range entries {
@@ -259,8 +260,8 @@ func (s *Server) diagnose(w http.ResponseWriter, r *http.Request, id *auth.Ident
 	var text string
 	switch file {
 	case "errors", "description":
-		f, err := s.opts.Store.Open(keyOf(gj), AreaControl, file)
-		if isNotExist(err) {
+		f, err := s.opts.Store.Open(session.KeyOf(gj), session.AreaControl, file)
+		if session.IsNotExist(err) {
 			err = nil
 		} else if err == nil {
 			defer f.Close()

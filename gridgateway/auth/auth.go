@@ -1,7 +1,8 @@
 // Package auth authenticates grid gateway callers and maps them to a VO: WLCG JWT bearer tokens verified
 // against the configured issuers' keys (signature, iss, aud, exp, nbf; compute.* scopes per call) and
-// mTLS client certificates (subject DN). It answers with gRPC status errors: Unauthenticated when the
-// caller cannot be identified, PermissionDenied when it can but may not do what it asks.
+// mTLS client certificates (subject DN). Its errors are plain (*Error): ErrUnauthenticated when the caller
+// cannot be identified, ErrPermissionDenied when it can but may not do what it asks; each front door maps
+// them in one place (gRPC: Error.GRPCStatus; ARC REST: its statusOf).
 package auth
 
 import (
@@ -17,11 +18,9 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/gridgateway/config"
@@ -90,10 +89,6 @@ type wlcgClaims struct {
 	Groups []string `json:"wlcg.groups"`
 }
 
-func unauthenticated(format string, args ...any) error {
-	return status.Errorf(codes.Unauthenticated, format, args...)
-}
-
 // VerifyToken checks a bearer token and maps its owner to a VO.
 func (a *Authenticator) VerifyToken(ctx context.Context, raw string) (*Identity, error) {
 	tok, err := jwt.ParseSigned(raw, signingAlgorithms)
@@ -155,7 +150,7 @@ func (a *Authenticator) VerifyToken(ctx context.Context, raw string) (*Identity,
 	}
 	vo, ok := a.site.VOForToken(config.TokenClaims{Issuer: claims.Issuer, Subject: claims.Subject, Groups: extra.Groups})
 	if !ok {
-		return nil, status.Errorf(codes.PermissionDenied, "subject %q of issuer %q (groups %v) is not mapped to any VO", claims.Subject, claims.Issuer, extra.Groups)
+		return nil, permissionDenied("subject %q of issuer %q (groups %v) is not mapped to any VO", claims.Subject, claims.Issuer, extra.Groups)
 	}
 	id.VO = vo
 	return id, nil
@@ -174,9 +169,9 @@ func (a *Authenticator) certificateIdentity(dn string, fqans []string) (*Identit
 	vo, ok := a.site.VOForCertificate(config.CertificateIdentity{DN: dn, FQANs: fqans})
 	if !ok {
 		if len(fqans) > 0 {
-			return nil, status.Errorf(codes.PermissionDenied, "certificate %q with FQANs %v is not mapped to any VO", dn, fqans)
+			return nil, permissionDenied("certificate %q with FQANs %v is not mapped to any VO", dn, fqans)
 		}
-		return nil, status.Errorf(codes.PermissionDenied, "certificate %q is not mapped to any VO", dn)
+		return nil, permissionDenied("certificate %q is not mapped to any VO", dn)
 	}
 	return &Identity{Owner: kubehtcv1alpha1.GridJobOwner{DN: dn}, VO: vo, Groups: fqans}, nil
 }

@@ -2,11 +2,22 @@ package auth
 
 import (
 	"context"
+	"errors"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
+
+// GRPCStatus makes an Error a gRPC status (grpc-go and status.Code read this method): the gRPC API's one
+// mapping of authentication errors.
+func (e *Error) GRPCStatus() *status.Status {
+	code := codes.Unauthenticated
+	if errors.Is(e.Kind, ErrPermissionDenied) {
+		code = codes.PermissionDenied
+	}
+	return status.New(code, e.Msg)
+}
 
 type identityKey struct{}
 
@@ -35,10 +46,10 @@ func (a *Authenticator) authorize(ctx context.Context, method string, scopes Sco
 		return nil, err
 	}
 	if !ok {
-		return nil, status.Errorf(codes.PermissionDenied, "method %s is not allowed", method)
+		return nil, permissionDenied("method %s is not allowed", method)
 	}
 	if scope != "" && !id.HasScope(scope) {
-		return nil, status.Errorf(codes.PermissionDenied, "token lacks scope %s (has %v)", scope, id.Scopes)
+		return nil, permissionDenied("token lacks scope %s (has %v)", scope, id.Scopes)
 	}
 	return WithIdentity(ctx, id), nil
 }

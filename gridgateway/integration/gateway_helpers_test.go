@@ -18,7 +18,8 @@ import (
 	gatewayv1 "github.com/kubehtc/kubehtc/gridgateway/api/v1"
 	"github.com/kubehtc/kubehtc/gridgateway/auth"
 	"github.com/kubehtc/kubehtc/gridgateway/config"
-	"github.com/kubehtc/kubehtc/gridgateway/server"
+	"github.com/kubehtc/kubehtc/gridgateway/grpcapi"
+	"github.com/kubehtc/kubehtc/gridgateway/session"
 )
 
 const (
@@ -93,7 +94,7 @@ type gateway struct {
 	auth *auth.Authenticator
 
 	// outputs is the session store of ListOutputs/GetOutput (nil: none).
-	outputs server.OutputStore
+	outputs session.Outputs
 
 	mu   sync.Mutex
 	grpc *grpc.Server
@@ -106,7 +107,7 @@ func startGateway(t testing.TB, issuers ...*issuer) *gateway {
 }
 
 // startGatewayWithOutputs starts a gateway whose output calls read outputs.
-func startGatewayWithOutputs(t testing.TB, outputs server.OutputStore, issuers ...*issuer) *gateway {
+func startGatewayWithOutputs(t testing.TB, outputs session.Outputs, issuers ...*issuer) *gateway {
 	t.Helper()
 	site, err := config.Parse([]byte(siteYAML))
 	if err != nil {
@@ -136,7 +137,7 @@ func (g *gateway) start() {
 		g.t.Fatal(err)
 	}
 	g.addr = lis.Addr().String()
-	s := server.NewGRPCServer(&server.Server{Client: kc, Site: g.site, Outputs: g.outputs}, g.auth, nil, nil)
+	s := grpcapi.NewGRPCServer(&grpcapi.Server{Client: kc, Site: g.site, Outputs: g.outputs}, g.auth, nil, nil)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Serve(lis) }()
 	g.mu.Lock()

@@ -16,6 +16,7 @@ import (
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	gatewayv1 "github.com/kubehtc/kubehtc/gridgateway/api/v1"
 	"github.com/kubehtc/kubehtc/gridgateway/arcrest"
+	"github.com/kubehtc/kubehtc/gridgateway/session"
 )
 
 // download reads a whole file through GetOutput, checking that chunks come in order.
@@ -49,11 +50,11 @@ func TestOutputsOverGRPC(t *testing.T) {
 	namespace(t, "atlas-gw")
 	namespace(t, "cms-gw")
 	atlasIss, cmsIss := newIssuer(t, atlasIssuer), newIssuer(t, cmsIssuer)
-	store, err := arcrest.NewFileStore(t.TempDir())
+	store, err := session.NewFileStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := startGatewayWithOutputs(t, arcrest.OutputStore(store), atlasIss, cmsIss)
+	g := startGatewayWithOutputs(t, session.OutputStore(store), atlasIss, cmsIss)
 	collector, err := arcrest.New(arcrest.Options{Site: g.site, Auth: g.auth, Client: kc, Store: store, Simulation: true})
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +113,7 @@ func TestOutputsOverGRPC(t *testing.T) {
 	}
 	// The ARC REST interface serves the same bytes: it reads the same store.
 	ns, name, _ := strings.Cut(j.Id, ".")
-	r, err := store.Open(arcrest.JobKey{Namespace: ns, Name: name}, arcrest.AreaSession, "stdout")
+	r, err := store.Open(session.JobKey{Namespace: ns, Name: name}, session.AreaSession, "stdout")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,9 +22,10 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/gridgateway/auth"
 	"github.com/kubehtc/kubehtc/gridgateway/config"
-	"github.com/kubehtc/kubehtc/gridgateway/server"
+	"github.com/kubehtc/kubehtc/gridgateway/grpcapi"
 )
 
 const (
@@ -41,7 +42,7 @@ const (
 	TokenLifetime = 24 * time.Hour
 	// DemoLabel is the label by which `kubehtc demo` finds the objects of its workload (internal/demo); the
 	// local queues put it on their Pods, so that pilots show in the demo's progress and summary.
-	DemoLabel = "demo.kubehtc.io/part"
+	DemoLabel = kubehtcv1alpha1.DemoPartLabel
 )
 
 // VOs served by the local gateway; each VO's namespace has its name, its queue is <vo>-prod.
@@ -92,7 +93,7 @@ func Start(ctx context.Context, cfg *rest.Config, run func(func())) (*Gateway, e
 		return nil, err
 	}
 	run(func() {
-		if err := server.Serve(ctx, server.Config{Site: site, Auth: a, REST: cfg, Listener: lis}); err != nil {
+		if err := grpcapi.Serve(ctx, grpcapi.Config{Site: site, Auth: a, REST: cfg, Listener: lis}); err != nil {
 			klog.FromContext(ctx).Error(err, "Local grid gateway stopped")
 		}
 	})

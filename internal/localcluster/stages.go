@@ -24,6 +24,9 @@ const (
 	ExitCodeAnnotation = kubehtcv1alpha1.ExitCodeAnnotation
 )
 
+// A finished simulated container reports it started when the pod did (status.startTime, set by KWOK's
+// pod-ready stage), not when it ended, so that its run time can be read back (APEL accounting reads it).
+
 // podSucceedStage finishes pods that have a runtime and no exit code: Succeeded, exit code 0, once the
 // runtime has passed since the stage first matched (the pod became Running).
 const podSucceedStage = `
@@ -65,7 +68,7 @@ spec:
             exitCode: 0
             finishedAt: {{ $now | Quote }}
             reason: Completed
-            startedAt: {{ $now | Quote }}
+            startedAt: {{ with $.status.startTime }}{{ . | Quote }}{{ else }}{{ $now | Quote }}{{ end }}
       {{ end }}
       conditions:
       - lastTransitionTime: {{ $now | Quote }}
@@ -122,7 +125,7 @@ spec:
             exitCode: {{ if eq $i 0 }}{{ $code }}{{ else }}0{{ end }}
             finishedAt: {{ $now | Quote }}
             reason: {{ if and (eq $i 0) (ne $code 0) }}Error{{ else }}Completed{{ end }}
-            startedAt: {{ $now | Quote }}
+            startedAt: {{ with $.status.startTime }}{{ . | Quote }}{{ else }}{{ $now | Quote }}{{ end }}
       {{ end }}
       conditions:
       - lastTransitionTime: {{ $now | Quote }}

@@ -28,7 +28,8 @@ import (
 	"github.com/kubehtc/kubehtc/gridgateway/arcrest/arctest"
 	"github.com/kubehtc/kubehtc/gridgateway/auth"
 	"github.com/kubehtc/kubehtc/gridgateway/config"
-	"github.com/kubehtc/kubehtc/gridgateway/server"
+	"github.com/kubehtc/kubehtc/gridgateway/jobs"
+	"github.com/kubehtc/kubehtc/gridgateway/session"
 )
 
 // Identities and names of the test site.
@@ -154,11 +155,11 @@ func StartGateway(ctx context.Context, cfg *rest.Config, run func(func()), o Gat
 			return nil, fmt.Errorf("namespace %s: %w", vo.Namespace, err)
 		}
 	}
-	c, err := server.NewClient(cfg)
+	c, err := jobs.NewClient(cfg)
 	if err != nil {
 		return nil, err
 	}
-	store, err := arcrest.NewFileStore(g.StoreDir)
+	store, err := session.NewFileStore(g.StoreDir)
 	if err != nil {
 		return nil, err
 	}

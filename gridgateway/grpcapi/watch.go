@@ -1,4 +1,4 @@
-package server
+package grpcapi
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 
 	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	gatewayv1 "github.com/kubehtc/kubehtc/gridgateway/api/v1"
-	"github.com/kubehtc/kubehtc/gridgateway/translate"
+	"github.com/kubehtc/kubehtc/gridgateway/jobs"
 )
 
 // Watch implements gatewayv1.GatewayServer: the caller's jobs as they are, then every change. When the
@@ -29,14 +29,14 @@ func (s *Server) Watch(req *gatewayv1.WatchRequest, stream gatewayv1.Gateway_Wat
 		}
 	}
 	want := func(gj *kubehtcv1alpha1.GridJob) bool {
-		return gj.Spec.Owner == id.Owner && (len(req.GetIds()) == 0 || slices.Contains(req.GetIds(), JobID(gj)))
+		return gj.Spec.Owner == id.Owner && (len(req.GetIds()) == 0 || slices.Contains(req.GetIds(), jobs.ID(gj)))
 	}
-	opts := []client.ListOption{client.InNamespace(id.VO.Namespace), client.MatchingLabels{translate.OwnerLabel: translate.OwnerLabelValue(id.Owner)}}
+	opts := jobs.ListOptions(id)
 	logger := klog.FromContext(ctx)
 	for {
 		var list kubehtcv1alpha1.GridJobList
 		if err := s.Client.List(ctx, &list, opts...); err != nil {
-			return apiError(err)
+			return statusOf(err)
 		}
 		for i := range list.Items {
 			if want(&list.Items[i]) {
@@ -47,7 +47,7 @@ func (s *Server) Watch(req *gatewayv1.WatchRequest, stream gatewayv1.Gateway_Wat
 		}
 		w, err := s.Client.Watch(ctx, &kubehtcv1alpha1.GridJobList{}, append(opts, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})...)
 		if err != nil {
-			return apiError(err)
+			return statusOf(err)
 		}
 		if err := s.forward(ctx, w, want, stream); err != nil {
 			return err

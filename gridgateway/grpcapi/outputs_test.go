@@ -1,4 +1,4 @@
-package server
+package grpcapi
 
 import (
 	"bytes"
@@ -33,6 +33,8 @@ import (
 	gatewayv1 "github.com/kubehtc/kubehtc/gridgateway/api/v1"
 	"github.com/kubehtc/kubehtc/gridgateway/auth"
 	"github.com/kubehtc/kubehtc/gridgateway/config"
+	"github.com/kubehtc/kubehtc/gridgateway/jobs"
+	"github.com/kubehtc/kubehtc/gridgateway/session"
 )
 
 // memStore is an in-memory OutputStore: files by "namespace/name" then path. Paths are checked by the
@@ -41,10 +43,10 @@ type memStore map[string]map[string][]byte
 
 var modTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func (m memStore) ListFiles(_ context.Context, ns, name string, limit int) ([]OutputFile, error) {
-	var out []OutputFile
+func (m memStore) ListFiles(_ context.Context, ns, name string, limit int) ([]session.OutputFile, error) {
+	var out []session.OutputFile
 	for p, data := range m[ns+"/"+name] {
-		out = append(out, OutputFile{Path: p, Size: int64(len(data)), Modified: modTime})
+		out = append(out, session.OutputFile{Path: p, Size: int64(len(data)), Modified: modTime})
 	}
 	if len(out) > limit {
 		return nil, fmt.Errorf("more than %d files", limit)
@@ -55,11 +57,11 @@ func (m memStore) ListFiles(_ context.Context, ns, name string, limit int) ([]Ou
 
 func (m memStore) OpenFile(_ context.Context, ns, name, p string) (io.ReadCloser, int64, error) {
 	if strings.Contains(p, "..") {
-		return nil, 0, ErrBadOutputPath
+		return nil, 0, session.ErrBadOutputPath
 	}
 	for q := range m[ns+"/"+name] {
 		if strings.HasPrefix(q, p+"/") {
-			return nil, 0, ErrOutputIsDir
+			return nil, 0, session.ErrOutputIsDir
 		}
 	}
 	data, ok := m[ns+"/"+name][p]
@@ -135,12 +137,12 @@ queues:
 	bob := kubehtcv1alpha1.GridJobOwner{Issuer: outAtlasIssuer, Subject: "bob"}
 	job := func(owner kubehtcv1alpha1.GridJobOwner, ns, key string, state kubehtcv1alpha1.GridJobState, collected bool) *kubehtcv1alpha1.GridJob {
 		gj := &kubehtcv1alpha1.GridJob{
-			ObjectMeta: metav1.ObjectMeta{Name: JobName(owner, key), Namespace: ns},
+			ObjectMeta: metav1.ObjectMeta{Name: jobs.Name(owner, key), Namespace: ns},
 			Spec:       kubehtcv1alpha1.GridJobSpec{Owner: owner, ClientKey: key, Description: kubehtcv1alpha1.GridJobDescription{Outputs: []string{"out/result.root"}}},
 			Status:     kubehtcv1alpha1.GridJobStatus{State: state},
 		}
 		if collected {
-			gj.Annotations = map[string]string{OutputsCollectedAnnotation: "2026-01-02T03:04:05Z"}
+			gj.Annotations = map[string]string{kubehtcv1alpha1.OutputsCollectedAnnotation: "2026-01-02T03:04:05Z"}
 		}
 		return gj
 	}
@@ -182,7 +184,7 @@ queues:
 		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+is.token(t, sub, scope))
 	}
 	aliceCtx := as(atlasIss, "alice", "compute.read")
-	id := func(gj *kubehtcv1alpha1.GridJob) string { return JobID(gj) }
+	id := func(gj *kubehtcv1alpha1.GridJob) string { return jobs.ID(gj) }
 	download := func(gc gatewayv1.GatewayClient, ctx context.Context, jobID, p string) ([]byte, error) {
 		st, err := gc.GetOutput(ctx, &gatewayv1.GetOutputRequest{Id: jobID, Path: p})
 		if err != nil {

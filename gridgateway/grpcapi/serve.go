@@ -1,4 +1,4 @@
-package server
+package grpcapi
 
 import (
 	"cmp"
@@ -9,15 +9,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	"github.com/kubehtc/kubehtc/gridgateway/auth"
 	"github.com/kubehtc/kubehtc/gridgateway/config"
+	"github.com/kubehtc/kubehtc/gridgateway/jobs"
+	"github.com/kubehtc/kubehtc/gridgateway/session"
 )
 
 // Config is what a running gateway needs.
@@ -36,30 +34,16 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Outputs is the session store that ListOutputs and GetOutput read (nil: those calls answer
 	// FailedPrecondition).
-	Outputs OutputStore
+	Outputs session.Outputs
 	// MaxOutputBytes bounds a downloaded file (0: DefaultMaxOutputBytes).
 	MaxOutputBytes int64
 	// ShutdownTimeout is how long in-flight calls may finish when ctx ends; 0 means 10 s.
 	ShutdownTimeout time.Duration
 }
 
-// NewClient returns a direct (uncached) JSON client for GridJobs and the core types.
-func NewClient(cfg *rest.Config) (client.WithWatch, error) {
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	if err := kubehtcv1alpha1.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	cfg = rest.CopyConfig(cfg)
-	cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
-	return client.NewWithWatch(cfg, client.Options{Scheme: scheme})
-}
-
 // Serve runs the gateway until ctx ends, then stops it gracefully (forcibly after cfg.ShutdownTimeout).
 func Serve(ctx context.Context, cfg Config) error {
-	c, err := NewClient(cfg.REST)
+	c, err := jobs.NewClient(cfg.REST)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}

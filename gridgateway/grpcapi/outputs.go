@@ -1,4 +1,4 @@
-package server
+package grpcapi
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -16,7 +15,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"k8s.io/klog/v2"
 
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 	gatewayv1 "github.com/kubehtc/kubehtc/gridgateway/api/v1"
+	"github.com/kubehtc/kubehtc/gridgateway/session"
 )
 
 // Output retrieval limits and markers.
@@ -27,37 +28,7 @@ const (
 	OutputChunkBytes = 256 << 10
 	// MaxOutputFiles bounds a ListOutputs answer.
 	MaxOutputFiles = 10000
-	// OutputsCollectedAnnotation is set on a GridJob (to the time) once the gateway's collector has put
-	// the ended job's outputs into its session directory (gridgateway/arcrest).
-	OutputsCollectedAnnotation = "arc.kubehtc.io/outputs-collected"
 )
-
-// ErrBadOutputPath marks a path that would leave a job's session directory.
-var ErrBadOutputPath = errors.New("path outside the session directory")
-
-// ErrOutputIsDir marks a download of a directory.
-var ErrOutputIsDir = errors.New("a directory, not a file")
-
-// OutputFile is a file of a job's session directory.
-type OutputFile struct {
-	// Path is slash-separated and relative to the session directory.
-	Path string
-	// Size in bytes.
-	Size int64
-	// Modified is the last change.
-	Modified time.Time
-}
-
-// OutputStore is the read side of the session store that the ARC REST interface writes
-// (arcrest.OutputStore adapts an arcrest.Store). Jobs are named by GridJob namespace and name.
-type OutputStore interface {
-	// ListFiles lists every file under the job's session directory, recursively, sorted by path; an
-	// absent directory is an empty list.
-	ListFiles(ctx context.Context, namespace, name string, limit int) ([]OutputFile, error)
-	// OpenFile opens one file for reading and returns its size; fs.ErrNotExist if absent,
-	// ErrBadOutputPath for a path outside the session directory.
-	OpenFile(ctx context.Context, namespace, name, path string) (io.ReadCloser, int64, error)
-}
 
 // cleanOutputPath checks a client's relative file path: no absolute path, no "." or ".." or empty
 // segments, no backslash, NUL or control bytes.
@@ -73,7 +44,7 @@ func cleanOutputPath(p string) (string, error) {
 	return path.Clean(p), nil
 }
 
-func (s *Server) outputStore() (OutputStore, error) {
+func (s *Server) outputStore() (session.Outputs, error) {
 	if s.Outputs == nil {
 		return nil, status.Error(codes.FailedPrecondition, "this gateway has no session store configured (kubehtc-gateway -arc-session-dir): outputs cannot be retrieved")
 	}
@@ -83,9 +54,9 @@ func (s *Server) outputStore() (OutputStore, error) {
 // outputError maps a store error to a status.
 func outputError(jobID, p string, err error) error {
 	switch {
-	case errors.Is(err, ErrBadOutputPath):
+	case errors.Is(err, session.ErrBadOutputPath):
 		return status.Errorf(codes.InvalidArgument, "output path %.80q: %v", p, err)
-	case errors.Is(err, ErrOutputIsDir):
+	case errors.Is(err, session.ErrOutputIsDir):
 		return status.Errorf(codes.InvalidArgument, "output path %.80q of job %s is a directory: download its files", p, jobID)
 	case errors.Is(err, fs.ErrNotExist):
 		return status.Errorf(codes.NotFound, "job %s has no output file %.80q", jobID, p)
@@ -110,7 +81,7 @@ func (s *Server) ListOutputs(ctx context.Context, req *gatewayv1.ListOutputsRequ
 	if err != nil {
 		return nil, outputError(req.GetId(), "", err)
 	}
-	out := &gatewayv1.ListOutputsResponse{Complete: gj.Status.State.Terminal() && gj.Annotations[OutputsCollectedAnnotation] != ""}
+	out := &gatewayv1.ListOutputsResponse{Complete: gj.Status.State.Terminal() && gj.Annotations[kubehtcv1alpha1.OutputsCollectedAnnotation] != ""}
 	for _, f := range files {
 		out.Files = append(out.Files, &gatewayv1.OutputFile{Path: f.Path, Size: f.Size, Modified: timestamppb.New(f.Modified),
 			Declared: slices.Contains(gj.Spec.Description.Outputs, f.Path)})

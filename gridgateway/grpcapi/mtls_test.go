@@ -1,4 +1,4 @@
-package server
+package grpcapi
 
 import (
 	"context"
@@ -26,6 +26,7 @@ import (
 	gatewayv1 "github.com/kubehtc/kubehtc/gridgateway/api/v1"
 	"github.com/kubehtc/kubehtc/gridgateway/auth"
 	"github.com/kubehtc/kubehtc/gridgateway/config"
+	"github.com/kubehtc/kubehtc/gridgateway/jobs"
 )
 
 type testCA struct {
@@ -133,7 +134,7 @@ queues:
 		t.Fatal(err)
 	}
 	owner := kubehtcv1alpha1.GridJobOwner{DN: "/DC=ch/DC=cern/OU=cms/CN=Pilot"}
-	if j.Vo != "cms" || j.Id != "cms."+JobName(owner, "k1") {
+	if j.Vo != "cms" || j.Id != "cms."+jobs.Name(owner, "k1") {
 		t.Errorf("job %+v: want VO cms and the id of owner %v", j, owner)
 	}
 	if list, err := pilot.List(ctx, &gatewayv1.ListRequest{}); err != nil || len(list.Jobs) != 1 {

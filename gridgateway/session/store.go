@@ -1,4 +1,4 @@
-package arcrest
+package session
 
 import (
 	"errors"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	kubehtcv1alpha1 "github.com/kubehtc/kubehtc/apis/kubehtc/v1alpha1"
 )
 
 // Store keeps the files of each job: its session directory (inputs the client uploads, outputs the job
@@ -61,6 +63,9 @@ type JobKey struct {
 
 // String is namespace/name.
 func (k JobKey) String() string { return k.Namespace + "/" + k.Name }
+
+// KeyOf is the Store key of a GridJob.
+func KeyOf(gj *kubehtcv1alpha1.GridJob) JobKey { return JobKey{Namespace: gj.Namespace, Name: gj.Name} }
 
 // StoredJob is a job with files in the Store.
 type StoredJob struct {
@@ -397,8 +402,8 @@ func (s *FileStore) Jobs() ([]StoredJob, error) {
 	return out, nil
 }
 
-// isNotExist reports a missing file of any Store.
-func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+// IsNotExist reports a missing file of any Store.
+func IsNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 
 // Space implements StoreSpace: the size and free space of the file system under the store.
 func (s *FileStore) Space() (total, free int64, err error) {
