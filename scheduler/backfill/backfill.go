@@ -58,6 +58,8 @@ type Backfill struct {
 	// holders are a pod of each reserved job, by reservation key: what ranks the job, and what a recomputation
 	// matches nodes against.
 	holders map[string]*v1.Pod
+	// computed is when each held reservation was last computed.
+	computed map[string]time.Time
 }
 
 var (
@@ -88,15 +90,16 @@ func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error
 	}
 	registerMetrics()
 	return &Backfill{
-		handle:  h,
-		args:    args,
-		big:     big,
-		groups:  groups,
-		ranker:  ranker,
-		pods:    h.SharedInformerFactory().Core().V1().Pods().Lister(),
-		now:     podgroup.Clock(h), // virtual time in simulations (simframework)
-		set:     reservation.NewSet(int(args.MaxReservations)),
-		holders: map[string]*v1.Pod{},
+		handle:   h,
+		args:     args,
+		big:      big,
+		groups:   groups,
+		ranker:   ranker,
+		pods:     h.SharedInformerFactory().Core().V1().Pods().Lister(),
+		now:      podgroup.Clock(h), // virtual time in simulations (simframework)
+		set:      reservation.NewSet(int(args.MaxReservations)),
+		holders:  map[string]*v1.Pod{},
+		computed: map[string]time.Time{},
 	}, nil
 }
 
@@ -238,6 +241,7 @@ func (pl *Backfill) Reserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod,
 	r := pl.set.Delete(key)
 	if r != nil {
 		delete(pl.holders, key)
+		delete(pl.computed, key)
 	}
 	n := pl.set.Len()
 	pl.mu.Unlock()

@@ -45,11 +45,18 @@ func (pl *Backfill) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Po
 		return nil, fwk.NewStatus(fwk.Unschedulable, "reservations are held by jobs ranked first")
 	}
 	old := pl.set.Get(key)
+	if old != nil && pl.computed[key].Equal(now) {
+		// Another member of the same gang failed at the same instant (a simulation's pass): the plan stands.
+		pl.mu.Unlock()
+		return nil, fwk.NewStatus(fwk.Unschedulable, describe(old.Plan, now))
+	}
 	r, ok := pl.planLocked(ctx, key, pod, req, all, now)
+	pl.computed[key] = now
 	if !ok {
 		if old != nil {
 			pl.set.Delete(key)
 			delete(pl.holders, key)
+			delete(pl.computed, key)
 		}
 		n := pl.set.Len()
 		pl.mu.Unlock()
@@ -61,6 +68,7 @@ func (pl *Backfill) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Po
 	dropped := pl.set.Put(r, func(a, b string) bool { return pl.before(pl.holders[a], pl.holders[b]) })
 	if dropped != nil {
 		delete(pl.holders, dropped.Key)
+		delete(pl.computed, dropped.Key)
 	}
 	n := pl.set.Len()
 	pl.mu.Unlock()
@@ -113,6 +121,7 @@ func (pl *Backfill) sweepLocked(ctx context.Context, now time.Time) {
 		if reason := pl.gone(holder); reason != "" {
 			pl.set.Delete(r.Key)
 			delete(pl.holders, r.Key)
+			delete(pl.computed, r.Key)
 			reservationsGauge.Set(float64(pl.set.Len()))
 			logger.V(2).Info("Reservation released", "job", r.Key, "reason", reason)
 			continue
@@ -133,6 +142,7 @@ func (pl *Backfill) sweepLocked(ctx context.Context, now time.Time) {
 		nr, ok := pl.planLocked(ctx, r.Key, holder, requestOf(holder), all, now)
 		if !ok {
 			delete(pl.holders, r.Key)
+			delete(pl.computed, r.Key)
 			reservationsGauge.Set(float64(pl.set.Len()))
 			logger.V(2).Info("Reservation released: a reserved node left and no other fits", "job", r.Key)
 			continue

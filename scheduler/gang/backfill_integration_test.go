@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -254,8 +255,7 @@ func TestBackfillReservationMovesWhenNodeDeleted(t *testing.T) {
 
 func setGPUs(p *v1.Pod, n int64) {
 	c := &p.Spec.Containers[0]
-	q := *c.Resources.Requests.Name("nvidia.com/gpu", "").Copy()
-	q.Set(n)
+	q := *resource.NewQuantity(n, resource.DecimalSI)
 	c.Resources.Requests["nvidia.com/gpu"] = q
 	c.Resources.Limits["nvidia.com/gpu"] = q
 }
