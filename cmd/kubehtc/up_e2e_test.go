@@ -43,9 +43,10 @@ func TestUpWithKubectl(t *testing.T) {
 	kubectl := buildBinary(t, bin, "kubectl", "k8s.io/kubernetes/cmd/kubectl")
 
 	// kubehtc version: its own version (git describe) and the Kubernetes one it embeds.
-	describe, err := exec.Command("git", "describe", "--always", "--dirty").Output()
-	if err != nil {
-		t.Fatalf("git describe: %v", err)
+	// Outside a git checkout hack/version.sh stamps "devel".
+	describe := []byte("devel")
+	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		describe = out
 	}
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		out, err := exec.Command(kubehtc, args...).CombinedOutput()

@@ -421,7 +421,7 @@ func TestUnservedSchedulerNameGetsEvent(t *testing.T) {
 		msg = evs.Items[0].Message
 		return evs.Items[0].Type == corev1.EventTypeWarning, nil
 	})
-	for _, want := range []string{`"scheduler-plugins"`, "kubehtc, default-scheduler", "--gang-scheduler-name=kubehtc"} {
+	for _, want := range []string{`"scheduler-plugins"`, "default-scheduler, kubehtc", "--gang-scheduler-name=kubehtc"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("event message %q does not contain %s", msg, want)
 		}

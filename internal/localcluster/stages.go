@@ -185,7 +185,8 @@ spec:
       {{ $code := atoi (index .metadata.annotations "` + ExitCodeAnnotation + `") }}
       {{ $pod := . }}
       {{ $n := add1 (index .status.containerStatuses 0).restartCount }}
-      {{ $backoff := BASE }}
+      {{- /* int64: sprig's duration reads an int as 0 */}}
+      {{ $backoff := int64 BASE }}
       {{ range until (int (sub $n 1)) }}{{ $backoff = min (mul $backoff 2) CAP }}{{ end }}
       containerStatuses:
       {{ range $i, $c := .status.containerStatuses }}
