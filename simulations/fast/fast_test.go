@@ -178,8 +178,15 @@ func TestDeterministic(t *testing.T) {
 	targets := map[string]float64{"atlas": 0.5, "cms": 0.3, "lhcb": 0.2}
 	first, _ := replay(t, set, "kubehtc", targets, 0)
 	second, _ := replay(t, set, "kubehtc", targets, 0)
-	if len(first) != len(set.Pods) {
-		t.Errorf("%d of %d pods bound", len(first), len(set.Pods))
+	// Reclaim preempts some pods; their replacements (<name>-r<n>) are bound too.
+	started := map[string]bool{}
+	for _, b := range first {
+		started[b.Pod] = true
+	}
+	for _, p := range set.Pods {
+		if !started[p.Name] {
+			t.Errorf("pod %s never bound", p.Name)
+		}
 	}
 	if diff := cmp.Diff(first, second); diff != "" {
 		t.Errorf("second replay differs (-first,+second):\n%s", diff)
