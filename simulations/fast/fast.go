@@ -441,9 +441,7 @@ func (r *run) pass(ctx context.Context, freed, ticked bool) error {
 	clear(r.waiting)
 	for _, g := range visited {
 		g.untried = len(g.pods)
-		if g.head > 0 && g.live < (len(g.pods)-g.head)/2 {
-			g.compact()
-		}
+		g.tidy()
 	}
 	return nil
 }

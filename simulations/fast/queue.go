@@ -63,7 +63,7 @@ func (g *group) add(s *simframework.Scheduler, e *pending) {
 	g.live++
 }
 
-// remove marks the pod at i gone and drops leading tombstones.
+// remove marks the pod at i gone and drops leading tombstones; indexes stay valid.
 func (g *group) remove(i int) {
 	g.pods[i].gone = true
 	g.live--
@@ -71,7 +71,11 @@ func (g *group) remove(i int) {
 		g.pods[g.head] = nil
 		g.head++
 	}
-	if g.head > 64 && g.head > len(g.pods)/2 {
+}
+
+// tidy compacts g when most of its slice is dead (between passes only: compact moves indexes).
+func (g *group) tidy() {
+	if n := len(g.pods); n > 64 && g.live < n/2 {
 		g.compact()
 	}
 }
