@@ -1,9 +1,10 @@
 package driver
 
 import (
+	"maps"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/kubehtc/kubehtc/csi/mounter"
@@ -69,14 +70,5 @@ func Identify(table mounter.Table, cfg Config, cvmfs mounter.Mounter) (cvmfsRepo
 			}
 		}
 	}
-	return sortedKeys(repos), sortedKeys(paths), nil
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(repos)), slices.Sorted(maps.Keys(paths)), nil
 }

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -441,7 +442,7 @@ func (s *Summary) Print(out io.Writer) {
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "CLASS (%s)\tPODS\tSCHEDULED\tPENDING\tRUNNING\tSUCCEEDED\tFAILED\t\n", s.Profile)
-	for _, cls := range sortedKeys(s.Classes) {
+	for _, cls := range slices.Sorted(maps.Keys(s.Classes)) {
 		c := s.Classes[cls]
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", cls, c.Total, c.Scheduled, c.Pending, c.Running, c.Succeeded, c.Failed)
 	}
@@ -456,7 +457,7 @@ func (s *Summary) Print(out io.Writer) {
 		header += "\t" + p.Profile
 	}
 	fmt.Fprintln(tw, header+"\t")
-	for _, pool := range sortedKeys(s.NodesTotal) {
+	for _, pool := range slices.Sorted(maps.Keys(s.NodesTotal)) {
 		row := fmt.Sprintf("nodes used, pool %s (of %d)", pool, s.NodesTotal[pool])
 		for _, p := range passes {
 			row += fmt.Sprintf("\t%d", p.NodesUsed[pool])
@@ -506,15 +507,6 @@ func (s *Summary) Print(out io.Writer) {
 		fmt.Fprintln(tw, row+"\t")
 	}
 	tw.Flush()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // progress prints one status line per observation: in place on a terminal, every few seconds otherwise.

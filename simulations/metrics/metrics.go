@@ -5,7 +5,9 @@
 package metrics
 
 import (
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"time"
 )
@@ -307,7 +309,7 @@ func (r *Recorder) Result(profile, mode string, end time.Duration, jobs int, wal
 			total += v
 		}
 		dev := 0.0
-		for _, q := range sortedKeys(r.targets) {
+		for _, q := range slices.Sorted(maps.Keys(r.targets)) {
 			d := 0.0
 			if total > 0 {
 				d = r.cpuByQ[q] / total
@@ -426,13 +428,4 @@ func (res *Result) Flat() map[string]float64 {
 	}
 	putGPUCurve(res.GPUCurve, put)
 	return m
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -6,9 +6,10 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/kubehtc/kubehtc/simulations"
@@ -143,7 +144,7 @@ func waitCDF(res *simulations.Results) *chart {
 func shares(res *simulations.Results) *chart {
 	scale, unit := timeAxis(res)
 	c := &chart{title: "CPU share per queue (solid/dashed: profiles; dotted: target)", xLabel: unit, yLabel: "share of allocated cpu", yMax: 1, xScale: scale}
-	queues := sortedKeys(res.Targets)
+	queues := slices.Sorted(maps.Keys(res.Targets))
 	for qi, q := range queues {
 		col := palette[qi%len(palette)]
 		for ri, r := range res.Runs {
@@ -193,7 +194,7 @@ func markdown(res *simulations.Results, plots []string, checked bool, check []er
 	}
 	b.WriteString("## Wait time per class and queue\n\n| profile | group | pods | p50 | p90 | p99 |\n|---|---|---|---|---|---|\n")
 	for _, r := range res.Runs {
-		for _, k := range sortedKeys(r.Wait) {
+		for _, k := range slices.Sorted(maps.Keys(r.Wait)) {
 			if k == "all" {
 				continue
 			}
@@ -221,7 +222,7 @@ func markdown(res *simulations.Results, plots []string, checked bool, check []er
 	}
 	if len(res.Skipped) > 0 {
 		b.WriteString("\n## Input records skipped\n\n")
-		for _, k := range sortedKeys(res.Skipped) {
+		for _, k := range slices.Sorted(maps.Keys(res.Skipped)) {
 			fmt.Fprintf(&b, "- %s: %d\n", k, res.Skipped[k])
 		}
 	}
@@ -269,13 +270,4 @@ func ptr(v *float64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.3f", *v)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -3,8 +3,9 @@ package scenario
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -56,7 +57,7 @@ func ParseRanges(data []byte) (*Ranges, error) {
 	if len(r.Bounds) == 0 {
 		errs = append(errs, errors.New("bounds: at least one bound is required"))
 	}
-	for _, k := range sortedKeys(r.Bounds) {
+	for _, k := range slices.Sorted(maps.Keys(r.Bounds)) {
 		b := r.Bounds[k]
 		f := "bounds[" + k + "]"
 		if !strings.Contains(k, "/") {
@@ -81,7 +82,7 @@ func ParseRanges(data []byte) (*Ranges, error) {
 // Check returns one error per bound whose metric is missing from metrics or outside its range.
 func (r *Ranges) Check(metrics map[string]float64) []error {
 	var out []error
-	for _, k := range sortedKeys(r.Bounds) {
+	for _, k := range slices.Sorted(maps.Keys(r.Bounds)) {
 		b := r.Bounds[k]
 		v, ok := metrics[k]
 		switch {
@@ -106,13 +107,4 @@ func (b Bound) String() string {
 		hi = fmt.Sprintf("%g", *b.Max)
 	}
 	return lo + ", " + hi
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
