@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/kubehtc/kubehtc/simulations"
 	"github.com/kubehtc/kubehtc/simulations/scenario"
@@ -82,14 +81,6 @@ func BenchmarkSim(b *testing.B) {
 }
 
 // cpuTime is the process's user plus system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // peakRSS is the process's peak resident set size in bytes (Linux reports KiB).
 func peakRSS() int64 {
 	var ru syscall.Rusage

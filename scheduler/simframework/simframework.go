@@ -328,7 +328,9 @@ func (s *Scheduler) Less(a *v1.Pod, aQueued time.Time, b *v1.Pod, bQueued time.T
 type QueuedPod struct{ info *framework.QueuedPodInfo }
 
 // Queued builds p's QueuedPod; queued is when it entered the queue.
-func (s *Scheduler) Queued(p *v1.Pod, queued time.Time) QueuedPod { return QueuedPod{info: queuedInfo(p, queued)} }
+func (s *Scheduler) Queued(p *v1.Pod, queued time.Time) QueuedPod {
+	return QueuedPod{info: queuedInfo(p, queued)}
+}
 
 // LessQueued is Less on pods built by Queued.
 func (s *Scheduler) LessQueued(a, b QueuedPod) bool { return s.fw.QueueSortFunc()(a.info, b.info) }
