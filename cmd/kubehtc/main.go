@@ -21,9 +21,18 @@ func main() {
 		Short:         "kubehtc: batch and grid computing on Kubernetes",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version.Get().String(),
+		// --version: the embedded Kubernetes components register a global --version flag (component-base's
+		// verflag, not a bool), which cobra merges into the root's flags, so cobra's own version flag cannot be
+		// used; the root answers it with kubehtc's version instead.
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f := cmd.Flags().Lookup("version"); f != nil && f.Changed && f.Value.String() != "false" {
+				fmt.Fprintln(cmd.OutOrStdout(), version.Get().String())
+				return nil
+			}
+			return cmd.Help()
+		},
+		Args: cobra.NoArgs,
 	}
-	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newUpCommand(), newDemoCommand())
 	root.AddCommand(newSnapshotterCommand(), newImageCommand())
 	root.AddCommand(newSimCommand(), newVersionCommand(), newWhyCommand())
