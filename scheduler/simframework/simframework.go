@@ -282,6 +282,10 @@ func New(ctx context.Context, profile string, seed uint64) (*Scheduler, error) {
 var needsCluster = map[string]string{
 	// Its PreFilter reads the DRA manager, which is built from resource-claim and device-class informers.
 	"DynamicResources": "needs the scheduler's DRA manager (resource claims, device classes); pods of a simulation claim no devices",
+	// Walltime-driven reservations (issue 24): two replays of the same scenario with it on bind differently
+	// (TestDeterministic), and site-day slows sharply; off in fast mode until both are fixed. The real
+	// scheduler runs it (scheduler/gang's backfill integration tests).
+	"Backfill": "replays with reservations are not yet deterministic nor fast enough (issue 24); on in the real scheduler only",
 }
 
 // disable removes name from every extension point of prof; an emptied queue sort falls back to PrioritySort.

@@ -16,8 +16,8 @@
 // sort, not after every bind within it. Gang members that wait at Permit stay on their nodes until the rest of
 // the gang is placed in the same pass; those still waiting at its end are released. A pod that fails Filter
 // runs the profile's PostFilter plugins: preemption by priority, FairShare's reclaim and Gang's release. A
-// preempted pod stops at once, is counted in the results' Preempted and is not resubmitted (as in cluster
-// mode, where a deleted bare pod is gone); its preemptor is placed in the same attempt. A pod that fits no
+// preempted pod stops at once, is counted in the results' Preempted, its run time is lost work, and it is
+// resubmitted under a new name with its full runtime (as a Job controller or pilot factory would); its preemptor is placed in the same attempt. A pod that fits no
 // node's free resources skips Filter (simframework.ScheduleUnfit) but still runs PostFilter when a plugin
 // there could act. Not modelled: back-off timers (a pod that did not fit is retried at every instant where
 // something finished, or at an accounting interval when FairShare rejected it — the events its queueing

@@ -17,7 +17,7 @@ const sample = `; Version: 2.2
 ;       a continuation line without a colon is dropped
 ; Note: a second note is dropped
     2     1460     -1   3726  128     -1    -1   -1     -1    -1 -1   1   1  -1 -1 -1 -1 -1
-    1        0     -1   1451  -1     -1    -1   64     -1    2048 1   7   2  -1 1 -1 -1 -1
+    1        0     -1   1451  -1     -1    -1   64     1800    2048 1   7   2  -1 1 -1 -1 -1
     3     5198     -1   0  128     -1    -1   -1     -1    -1 -1   1   1  -1 -1 -1 -1 -1
     4     5198     -1   10  0     -1    -1   0     -1    -1 -1   1   1  -1 -1 -1 -1 -1
     5     5198     -1   10  8     -1
@@ -29,11 +29,12 @@ const sample = `; Version: 2.2
 func TestParse(t *testing.T) {
 	want := &Log{
 		Jobs: []Job{
-			// Allocated processors unknown: the requested 64 count; requested memory 2048 KB per processor.
-			{ID: 1, Submit: 0, Wait: -1, RunTime: 1451, Processors: 64, MemoryKB: 2048, Status: 1, User: 7, Group: 2, Queue: 1},
-			{ID: 2, Submit: 1460, Wait: -1, RunTime: 3726, Processors: 128, MemoryKB: -1, Status: -1, User: 1, Group: 1, Queue: -1},
+			// Allocated processors unknown: the requested 64 count; requested memory 2048 KB per processor; the
+			// declared walltime (field 9) 1800 s is kept.
+			{ID: 1, Submit: 0, Wait: -1, RunTime: 1451, RequestedTime: 1800, Processors: 64, MemoryKB: 2048, Status: 1, User: 7, Group: 2, Queue: 1},
+			{ID: 2, Submit: 1460, Wait: -1, RunTime: 3726, RequestedTime: -1, Processors: 128, MemoryKB: -1, Status: -1, User: 1, Group: 1, Queue: -1},
 			// A fractional average CPU time is accepted; the used memory (512 KB) stands in for the request.
-			{ID: 8, Submit: 9000, Wait: -1, RunTime: 10, Processors: 8, MemoryKB: 512, Status: 0, User: 3, Group: 1, Queue: 0},
+			{ID: 8, Submit: 9000, Wait: -1, RunTime: 10, RequestedTime: -1, Processors: 8, MemoryKB: 512, Status: 0, User: 3, Group: 1, Queue: 0},
 		},
 		Header:       map[string]string{"Version": "2.2", "MaxProcs": "128", "Note": "the first note is kept"},
 		Skipped:      map[string]int{SkipRunTime: 1, SkipProcessors: 1, SkipFields: 1, SkipNumber: 1, SkipSubmit: 1},
