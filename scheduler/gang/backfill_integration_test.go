@@ -63,6 +63,7 @@ func eventTime(e v1.Event) time.Time {
 // its arrival; short pods (10 s walltime) still run on the reserved nodes before the start (backfill), while
 // pods that would run past the start — 60 s walltime, or none declared — are kept off them.
 func TestBackfillGangStartsWithinLongestWalltime(t *testing.T) {
+	t.Skip("Backfill is not enabled in the kubehtc profile: with it on, TestCompetingGangsNeverDeadlock stalled (1 of 2 CI runs); re-enable with the plugin (issue 24)")
 	cs, dyn := clients(t)
 	ns := "backfill-gang"
 	clustertest.Namespace(t, cs, ns)
@@ -179,6 +180,7 @@ func TestBackfillGangStartsWithinLongestWalltime(t *testing.T) {
 // An 8-GPU pod (big, not a gang) waits for a whole GPU node; its reservation names one node. When that node
 // is deleted, the reservation moves to the other one, and the pod starts there.
 func TestBackfillReservationMovesWhenNodeDeleted(t *testing.T) {
+	t.Skip("Backfill is not enabled in the kubehtc profile: with it on, TestCompetingGangsNeverDeadlock stalled (1 of 2 CI runs); re-enable with the plugin (issue 24)")
 	cs, _ := clients(t)
 	ns := "backfill-node"
 	clustertest.Namespace(t, cs, ns)
